@@ -1,0 +1,176 @@
+"""``LandmarkModel``: conditional image generation through a keypoint bottleneck.
+
+Given a source image ``x`` (appearance) and a target ``x'`` (geometry), the detector
+turns ``x'`` into K keypoints, the keypoints become Gaussian maps, and the renderer
+draws ``x_hat'`` from Phi(x) and those maps. Training minimises the EMA-normalised
+perceptual loss between ``x'`` and ``x_hat'`` (PAPER.md "Loss"):
+
+    loss = loss_scale * sum_l e_l / alpha_l,   alpha_l <- rho * alpha_l + (1 - rho) * e_l
+
+Decisions (BUILD.md): alpha is updated *before* it divides the batch's errors (as the
+official code does) but is a constant for the gradient (stop-gradient; the official code
+lets gradient flow through the current batch's share). Under ``tf.distribute`` the
+errors are summed across replicas and divided by the *global* batch, so N replicas make
+the same update as one device on the same global batch.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_landmarks import perceptual
+from keras_landmarks.bottleneck import GaussianMaps
+from keras_landmarks.config import LandmarkConfig
+from keras_landmarks.encoders import build_detector, build_encoder
+from keras_landmarks.renderer import build_renderer
+
+
+@keras.saving.register_keras_serializable(package="keras_landmarks")
+class LandmarkModel(keras.Model):
+    """Appearance encoder + keypoint detector + renderer + perceptual loss.
+
+    Inputs to ``call`` / ``fit``: a dict with
+      ``image``: ``[B, S, S, 3]`` float32 RGB ``[0, 255]``, the source x (appearance);
+      ``future_image``: same shape, the target x' (geometry);
+      ``mask`` (optional, training only): ``[B, S, S, 1]`` in ``[0, 1]``, loss weight of
+      the target's pixels (1 everywhere when absent).
+    ``call`` returns ``{"reconstruction": [B, S, S, 3] float32 [0, 255] scale,
+    "keypoints": [B, K, 2] float32 (x, y) normalised [-1, 1] of the target}``.
+
+    Attributes:
+      detector: the deployable ``keras.Model`` image -> ``{"keypoints", "score_maps"}``.
+      alpha: ``[L]`` float32 non-trainable EMA normalisers, one per ``loss_layers``.
+    """
+
+    def __init__(self, config: LandmarkConfig | dict | None = None, _pretrained: bool = True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = LandmarkConfig.from_dict(config)
+        self.config = config or LandmarkConfig()
+        cfg = self.config
+        self.loss_layers = perceptual.loss_layers(cfg)
+        self.appearance_encoder = build_encoder(cfg, name="appearance_encoder")
+        self.detector = build_detector(cfg)
+        self.renderer = build_renderer(cfg)
+        self.gaussian_maps = GaussianMaps(
+            cfg.heatmap_size, cfg.heatmap_size, cfg.gaussian_sigma, cfg.gaussian_mode,
+            name="gaussian_maps",
+        )
+        self.feature_extractor = perceptual.build_feature_extractor(
+            cfg, weights="from_config" if _pretrained else None
+        )
+        use_ema = cfg.perceptual != "l2"
+        self.alpha = self.add_weight(
+            shape=(len(self.loss_layers),),
+            initializer=keras.initializers.Constant(cfg.alpha_init if use_ema else [1.0]),
+            trainable=False,
+            dtype="float32",
+            aggregation="only_first_replica",
+            name="alpha",
+        )
+        self._alpha_decay = cfg.alpha_decay if use_ema else 1.0
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.term_trackers = [keras.metrics.Mean(name=f"loss_{n}") for n in self.loss_layers]
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.term_trackers]
+
+    def call(self, inputs, training=False):
+        detected = self.detector(inputs["future_image"], training=training)
+        keypoints = detected["keypoints"]
+        appearance = self.appearance_encoder(inputs["image"], training=training)
+        maps = self.gaussian_maps(keypoints)
+        reconstruction = self.renderer([appearance, maps], training=training)
+        return {"reconstruction": reconstruction, "keypoints": keypoints}
+
+    # -- training ---------------------------------------------------------------------
+
+    def train_step(self, data):
+        data = _unpack(data)
+        target = data["future_image"]
+        mask = _mask_of(data)
+        # VGG on the target needs no backward pass: keep it off the tape.
+        target_features = perceptual.features(self.feature_extractor, target)
+        with tf.GradientTape() as tape:
+            out = self(data, training=True)
+            predicted_features = perceptual.features(self.feature_extractor, out["reconstruction"])
+            errors = perceptual.per_example_errors(
+                target_features, predicted_features, mask, self.loss_layers
+            )
+            global_batch, batch_errors = _global_means(errors)
+            alpha = self._alpha_decay * self.alpha + (1.0 - self._alpha_decay) * batch_errors
+            alpha = ops.stop_gradient(alpha)
+            per_example = self.config.loss_scale * ops.sum(
+                ops.stack(errors, axis=1) / alpha[None, :], axis=1
+            )
+            # This replica's share of the global-batch mean: gradients are summed over
+            # replicas by the optimizer.
+            loss = ops.sum(per_example) / global_batch
+            if self.losses:  # weight decay: every replica adds it, so each adds 1/N of it.
+                loss += sum(self.losses) / _num_replicas()
+            scaled = self.optimizer.scale_loss(loss)
+        self.alpha.assign(alpha)
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return self._update_trackers(batch_errors, alpha)
+
+    def test_step(self, data):
+        data = _unpack(data)
+        out = self(data, training=False)
+        errors = perceptual.per_example_errors(
+            perceptual.features(self.feature_extractor, data["future_image"]),
+            perceptual.features(self.feature_extractor, out["reconstruction"]),
+            _mask_of(data),
+            self.loss_layers,
+        )
+        _, batch_errors = _global_means(errors)
+        return self._update_trackers(batch_errors, ops.convert_to_tensor(self.alpha))
+
+    def _update_trackers(self, batch_errors, alpha):
+        terms = self.config.loss_scale * batch_errors / alpha
+        self.loss_tracker.update_state(ops.sum(terms))
+        for i, tracker in enumerate(self.term_trackers):
+            tracker.update_state(terms[i])
+        return {m.name: m.result() for m in self.metrics}
+
+    # -- serialization ----------------------------------------------------------------
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        # Weights (VGG included) come from the saved file: don't look for pretrained ones.
+        return cls(config=config.pop("config"), _pretrained=False, **config)
+
+
+def _unpack(data) -> dict:
+    """``fit`` may hand us ``(x,)`` or ``(x, None, None)``: keep the input dict."""
+    if isinstance(data, (tuple, list)):
+        data = data[0]
+    return data
+
+
+def _mask_of(data: dict):
+    if "mask" in data:
+        return data["mask"]
+    image = data["future_image"]
+    return ops.ones_like(image[..., :1], dtype="float32")
+
+
+def _global_means(errors: list):
+    """Global batch size and ``[L]`` mean errors over the *global* batch (all replicas)."""
+    local = ops.stack([ops.sum(e) for e in errors])
+    count = ops.cast(ops.shape(errors[0])[0], "float32")
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        local, count = ctx.all_reduce("sum", [local, count])
+    return count, local / count
+
+
+def _num_replicas() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
