@@ -66,6 +66,8 @@ class LandmarkConfig:
         schedule (1e-3, x0.95 every 100k steps).
       clipnorm: per-variable gradient norm clip (1.0).
       batch_size: global batch size (50).
+      sync_batchnorm: BatchNorm statistics over the global batch under ``tf.distribute``
+        (so N replicas train exactly like one device); no effect on one device.
       seed: seed of data randomness and initialisation.
       target_warp, source_warp: TPS parameters of the static-image pairs.
     """
@@ -86,6 +88,7 @@ class LandmarkConfig:
     lr_decay_steps: int = 100_000
     clipnorm: float = 1.0
     batch_size: int = 50
+    sync_batchnorm: bool = True
     seed: int = 0
     target_warp: WarpParams = TARGET_WARP
     source_warp: WarpParams = SOURCE_WARP

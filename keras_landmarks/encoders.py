@@ -13,7 +13,7 @@ from keras_landmarks.bottleneck import SoftArgmaxKeypoints
 from keras_landmarks.config import LandmarkConfig
 
 
-def conv_bn_relu(x, filters: int, kernel_size: int, strides: int, weight_decay: float, name: str):
+def conv_bn_relu(x, cfg: LandmarkConfig, filters: int, kernel_size: int, strides: int, name: str):
     """conv (no bias) + BatchNorm + ReLU, "same" padding: the unit of Phi and the renderer."""
     x = layers.Conv2D(
         filters,
@@ -21,10 +21,10 @@ def conv_bn_relu(x, filters: int, kernel_size: int, strides: int, weight_decay: 
         strides=strides,
         padding="same",
         use_bias=False,
-        kernel_regularizer=keras.regularizers.L2(weight_decay) if weight_decay else None,
+        kernel_regularizer=kernel_regularizer(cfg),
         name=f"{name}_conv",
     )(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(synchronized=cfg.sync_batchnorm, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -42,13 +42,13 @@ def build_encoder(cfg: LandmarkConfig, name: str = "encoder") -> keras.Model:
     s = cfg.image_size
     inputs = keras.Input((s, s, 3), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
-    x = conv_bn_relu(x, cfg.width, 7, 1, cfg.weight_decay, "conv0a")
-    x = conv_bn_relu(x, cfg.width, 3, 1, cfg.weight_decay, "conv0b")
+    x = conv_bn_relu(x, cfg, cfg.width, 7, 1, "conv0a")
+    x = conv_bn_relu(x, cfg, cfg.width, 3, 1, "conv0b")
     filters = cfg.width
     for i in range(1, cfg.num_downsamples + 1):
         filters *= 2
-        x = conv_bn_relu(x, filters, 3, 2, cfg.weight_decay, f"block{i}a")
-        x = conv_bn_relu(x, filters, 3, 1, cfg.weight_decay, f"block{i}b")
+        x = conv_bn_relu(x, cfg, filters, 3, 2, f"block{i}a")
+        x = conv_bn_relu(x, cfg, filters, 3, 1, f"block{i}b")
     return keras.Model(inputs, x, name=name)
 
 
@@ -67,14 +67,14 @@ def build_detector(cfg: LandmarkConfig, name: str = "detector") -> keras.Model:
     scores = layers.Conv2D(
         cfg.num_landmarks,
         1,
-        kernel_regularizer=keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay else None,
-        dtype=_float32_policy(),
+        kernel_regularizer=kernel_regularizer(cfg),
+        dtype="float32",
         name="score_maps",
     )(features)
     keypoints = SoftArgmaxKeypoints(name="keypoints")(scores)
     return keras.Model(inputs, {"keypoints": keypoints, "score_maps": scores}, name=name)
 
 
-def _float32_policy():
-    """Float32 for the last layers of a mixed-precision model (scores, image output)."""
-    return keras.DTypePolicy("float32")
+def kernel_regularizer(cfg: LandmarkConfig):
+    """L2 weight decay on conv kernels: Keras' ``wd * sum(w**2)`` (None when wd is 0)."""
+    return keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay else None

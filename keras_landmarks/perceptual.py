@@ -89,16 +89,28 @@ def per_example_errors(target_features: dict, predicted_features: dict, mask, la
 
     Args:
       target_features, predicted_features: outputs of ``features``.
-      mask: ``[B, S, S, 1]`` in ``[0, 1]`` (1 = counts), area-resized to each layer.
+      mask: ``[B, S, S, 1]`` in ``[0, 1]`` (1 = counts), area-averaged to each layer.
     """
     errors = []
     for name in layers:
         t, p = target_features[name], predicted_features[name]
-        m = ops.cast(mask, "float32")
-        if m.shape[1] != t.shape[1] or m.shape[2] != t.shape[2]:
-            m = ops.image.resize(m, (t.shape[1], t.shape[2]), interpolation="area")
+        m = _resize_mask(ops.cast(mask, "float32"), t.shape[1], t.shape[2])
         errors.append(ops.mean(m * ops.square(t - p), axis=(1, 2, 3)))
     return errors
+
+
+def _resize_mask(mask, height: int, width: int):
+    """Area average of ``[B, S, S, 1]`` down to ``[B, height, width, 1]``.
+
+    VGG's resolutions divide the image size, so this is an exact block mean (average
+    pooling, which XLA compiles; ``resize(..., "area")`` does not); bilinear otherwise.
+    """
+    if (mask.shape[1], mask.shape[2]) == (height, width):
+        return mask
+    fy, fx = mask.shape[1] // height, mask.shape[2] // width
+    if fy * height == mask.shape[1] and fx * width == mask.shape[2]:
+        return ops.average_pool(mask, (fy, fx), strides=(fy, fx), padding="valid")
+    return ops.image.resize(mask, (height, width), interpolation="bilinear")
 
 
 def _seeded_init(vgg, seed: int) -> None:

@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from keras_landmarks.config import LandmarkConfig
-from keras_landmarks.encoders import conv_bn_relu, encoder_channels
+from keras_landmarks.encoders import conv_bn_relu, encoder_channels, kernel_regularizer
 
 
 def build_renderer(cfg: LandmarkConfig, name: str = "renderer") -> keras.Model:
@@ -29,20 +29,18 @@ def build_renderer(cfg: LandmarkConfig, name: str = "renderer") -> keras.Model:
     filters = encoder_channels(cfg)
     for i in range(cfg.num_downsamples + 1):
         last = i == cfg.num_downsamples
-        x = conv_bn_relu(x, filters, 3, 1, cfg.weight_decay, f"render{i}a")
+        x = conv_bn_relu(x, cfg, filters, 3, 1, f"render{i}a")
         if last:
             x = layers.Conv2D(
                 3,
                 3,
                 padding="same",
-                kernel_regularizer=keras.regularizers.L2(cfg.weight_decay)
-                if cfg.weight_decay
-                else None,
+                kernel_regularizer=kernel_regularizer(cfg),
                 dtype="float32",
                 name="to_rgb",
             )(x)
         else:
-            x = conv_bn_relu(x, filters, 3, 1, cfg.weight_decay, f"render{i}b")
+            x = conv_bn_relu(x, cfg, filters, 3, 1, f"render{i}b")
             x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{i}")(x)
             filters //= 2
     image = layers.Rescaling(255.0, dtype="float32", name="to_pixels")(x)

@@ -1,0 +1,135 @@
+"""LandmarkModel: train/test steps, EMA normalisers, serialization, precision, XLA."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_landmarks import LandmarkConfig, LandmarkModel, perceptual
+
+S = 32
+SMALL = LandmarkConfig(
+    image_size=S, width=8, num_landmarks=4, heatmap_size=8, perceptual="vgg19_random"
+)
+
+
+def _batch(n=4, seed=0, mask=True):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (n, S, S, 3)).astype("float32")
+    data = {"image": x, "future_image": np.roll(x, 3, axis=2)}
+    if mask:
+        m = np.ones((n, S, S, 1), "float32")
+        m[:, :4] = 0.0
+        data["mask"] = m
+    return data
+
+
+def _compiled(cfg=SMALL, lr=1e-3, **compile_kwargs):
+    model = LandmarkModel(cfg)
+    model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=cfg.clipnorm), **compile_kwargs)
+    return model
+
+
+def test_call_returns_reconstruction_and_keypoints():
+    out = LandmarkModel(SMALL)(_batch(mask=False))
+    assert tuple(out["reconstruction"].shape) == (4, S, S, 3)
+    assert tuple(out["keypoints"].shape) == (4, 4, 2)
+    assert out["reconstruction"].dtype == "float32"
+
+
+def test_alpha_after_n_steps_is_the_closed_form_ema():
+    """With lr = 0 the errors e are the same every step, so alpha_n = r^n a0 + (1 - r^n) e."""
+    model = _compiled(lr=0.0)
+    data = _batch()
+    # Independent numpy computation of this batch's per-layer errors (training-mode BN).
+    out = model(data, training=True)
+    ft = perceptual.features(model.feature_extractor, data["future_image"])
+    fp = perceptual.features(model.feature_extractor, out["reconstruction"])
+    e = []
+    for name in model.loss_layers:
+        t, p = keras.ops.convert_to_numpy(ft[name]), keras.ops.convert_to_numpy(fp[name])
+        f = S // t.shape[1]
+        m = data["mask"].reshape(4, t.shape[1], f, t.shape[1], f, 1).mean(axis=(2, 4))
+        e.append((m * (t - p) ** 2).mean())
+    e = np.array(e)
+    a0, rho, n = np.array(SMALL.alpha_init), SMALL.alpha_decay, 7
+    for _ in range(n):
+        logs = model.train_on_batch(data, return_dict=True)
+    want = rho**n * a0 + (1 - rho**n) * e
+    np.testing.assert_allclose(model.alpha.numpy(), want, rtol=1e-4)
+    # The logged loss is 1000 * sum(e / alpha) with the updated alpha.
+    assert logs["loss"] == pytest.approx(1000 * np.sum(e / want), rel=1e-4)
+
+
+def test_alpha_is_frozen_outside_training():
+    model = _compiled()
+    before = model.alpha.numpy().copy()
+    model.test_on_batch(_batch(), return_dict=True)
+    model.predict(_batch(), verbose=0)
+    np.testing.assert_array_equal(model.alpha.numpy(), before)
+    assert model.alpha.trainable is False
+
+
+def test_pixel_l2_loss_is_1000_times_masked_mse_and_has_no_ema():
+    model = _compiled(LandmarkConfig(image_size=S, width=8, num_landmarks=4, heatmap_size=8,
+                                     perceptual="l2"), lr=0.0)
+    data = _batch()
+    out = model(data, training=True)
+    diff = (data["future_image"] - keras.ops.convert_to_numpy(out["reconstruction"])) ** 2
+    want = 1000 * np.mean(data["mask"] * diff)
+    logs = model.train_on_batch(data, return_dict=True)
+    assert logs["loss"] == pytest.approx(want, rel=1e-4)
+    np.testing.assert_array_equal(model.alpha.numpy(), [1.0])
+
+
+def test_keras_round_trip_keeps_outputs_and_alpha(tmp_path):
+    model = _compiled()
+    data = _batch()
+    model.fit(tf.data.Dataset.from_tensors(data).repeat(3), epochs=1, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded.alpha.numpy(), model.alpha.numpy())
+    assert not np.allclose(model.alpha.numpy(), SMALL.alpha_init)  # it did move
+    a, b = model(data), loaded(data)
+    for key in ("reconstruction", "keypoints"):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a[key]),
+                                      keras.ops.convert_to_numpy(b[key]))
+    assert loaded.config == model.config
+    # The optimizer state comes back too, so training can resume.
+    assert int(loaded.optimizer.iterations.numpy()) == 3
+
+
+def test_loss_falls_on_a_fixed_batch():
+    model = _compiled(lr=2e-3)
+    data = _batch(mask=False)
+    ds = tf.data.Dataset.from_tensors(data).repeat()
+    history = model.fit(ds, steps_per_epoch=20, epochs=12, verbose=0).history["loss"]
+    assert np.all(np.isfinite(history))
+    assert history[-1] < 0.5 * history[0], history
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_with_float32_loss_and_alpha(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = _compiled()
+        if policy == "mixed_float16":  # Keras wraps the optimizer for loss scaling.
+            assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        logs = model.fit(tf.data.Dataset.from_tensors(_batch()).repeat(2), verbose=0).history
+        assert np.isfinite(logs["loss"][-1])
+        assert model.alpha.dtype == "float32" and np.all(np.isfinite(model.alpha.numpy()))
+        out = model(_batch())
+        assert out["reconstruction"].dtype == "float32" and out["keypoints"].dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_jit_compile_matches_eager_step():
+    data = _batch()
+    eager, jit = _compiled(run_eagerly=True), _compiled(jit_compile=True)
+    jit.set_weights(eager.get_weights())
+    a = eager.train_on_batch(data, return_dict=True)
+    b = jit.train_on_batch(data, return_dict=True)
+    assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+    np.testing.assert_allclose(jit.alpha.numpy(), eager.alpha.numpy(), rtol=1e-5)

@@ -1,0 +1,82 @@
+"""Encoder, detector and renderer: shapes, parameter counts, config checks."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_landmarks import LandmarkConfig, build_detector, build_encoder, build_renderer
+from keras_landmarks.encoders import encoder_channels
+
+
+def _conv_params(k, cin, cout, bias=False):
+    return k * k * cin * cout + (cout if bias else 0)
+
+
+def _bn_params(c):
+    return 4 * c  # gamma, beta, moving mean, moving variance
+
+
+def test_official_encoder_shape_and_parameter_count():
+    cfg = LandmarkConfig()  # 128x128, width 32
+    enc = build_encoder(cfg)
+    assert enc.output_shape == (None, 16, 16, 256)
+    # conv7x7/32, conv3x3/32, then [3x3 s2, 3x3] at 64, 128, 256 (PAPER.md).
+    layers = [(7, 3, 32), (3, 32, 32), (3, 32, 64), (3, 64, 64), (3, 64, 128),
+              (3, 128, 128), (3, 128, 256), (3, 256, 256)]
+    want = sum(_conv_params(k, i, o) + _bn_params(o) for k, i, o in layers)
+    assert enc.count_params() == want
+
+
+@pytest.mark.parametrize("size,channels", [(64, 128), (128, 256)])
+def test_detector_and_renderer_shapes(size, channels):
+    cfg = LandmarkConfig(image_size=size, num_landmarks=7)
+    assert encoder_channels(cfg) == channels
+    det = build_detector(cfg)
+    img = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
+    out = det(img)
+    assert tuple(out["keypoints"].shape) == (2, 7, 2)
+    assert tuple(out["score_maps"].shape) == (2, 16, 16, 7)
+    kp = keras.ops.convert_to_numpy(out["keypoints"])
+    assert np.all(np.abs(kp) <= 1.0)
+    ren = build_renderer(cfg)
+    image = ren([np.zeros((2, 16, 16, channels), "float32"), np.zeros((2, 16, 16, 7), "float32")])
+    assert tuple(image.shape) == (2, size, size, 3)
+
+
+def test_renderer_filters_mirror_the_encoder():
+    ren = build_renderer(LandmarkConfig())
+    convs = [l for l in ren.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [256, 256, 128, 128, 64, 64, 32, 3]
+    assert convs[-1].use_bias and convs[-1].activation is keras.activations.linear
+
+
+def test_weight_decay_regularises_every_conv_kernel():
+    cfg = LandmarkConfig(image_size=32, width=4, weight_decay=1e-2)
+    det = build_detector(cfg)
+    det(np.zeros((1, 32, 32, 3), "float32"))
+    convs = [l for l in det.layers[1].layers if isinstance(l, keras.layers.Conv2D)]
+    convs.append(det.get_layer("score_maps"))
+    want = sum(1e-2 * np.sum(np.square(c.kernel.numpy())) for c in convs)
+    got = float(sum(keras.ops.convert_to_numpy(l) for l in det.losses))
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"image_size": 100}, "power of two"),
+        ({"image_size": 8}, "power of two"),
+        ({"num_landmarks": 0}, "num_landmarks"),
+        ({"perceptual": "resnet"}, "perceptual"),
+        ({"perceptual": "vgg19:"}, "file path"),
+        ({"alpha_init": (1.0, 2.0)}, "alpha_init"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LandmarkConfig(**kwargs)
+
+
+def test_config_json_round_trip():
+    cfg = LandmarkConfig(image_size=64, num_landmarks=5, perceptual="l2")
+    assert LandmarkConfig.from_json(cfg.to_json()) == cfg
