@@ -1,0 +1,205 @@
+"""Thin-plate-spline warps against closed-form math and independent numpy references."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_landmarks import tps
+from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+
+IDENTITY = WarpParams(a=0.0, b=0.0, rotation_deg=0.0, scale=0.0, translation=0.0)
+
+
+def _np_grid(height, width):
+    """Pixel-centre grid ``[H, W, 2]`` (x, y) in normalised coordinates."""
+    xx, yy = np.meshgrid(np.linspace(-1, 1, width), np.linspace(-1, 1, height))
+    return np.stack([xx, yy], -1)
+
+
+def _np_bilinear(image, x, y):
+    """Reference bilinear sample of ``image [H, W, C]`` at pixel (x, y), zeros outside."""
+    h, w = image.shape[:2]
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    out = np.zeros(image.shape[2])
+    for xi, wx in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
+        for yi, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+            if 0 <= xi < w and 0 <= yi < h:
+                out += wx * wy * image[yi, xi]
+    return out
+
+
+def _np_solve_tps(ctrl, targets):
+    """Independent TPS fit: solve [[K, P], [P^T, 0]] [w; A] = [targets; 0] in float64."""
+    m = len(ctrl)
+    r2 = ((ctrl[:, None] - ctrl[None]) ** 2).sum(-1)
+    k = np.where(r2 > 0, r2 * np.log(np.where(r2 > 0, r2, 1.0)), 0.0)
+    p = np.hstack([np.ones((m, 1)), ctrl])
+    lhs = np.block([[k, p], [p.T, np.zeros((3, 3))]])
+    sol = np.linalg.solve(lhs, np.vstack([targets, np.zeros((3, 2))]))
+    return sol[:m], sol[m:]
+
+
+def _np_eval_tps(ctrl, w, a, pts):
+    r2 = ((pts[:, None] - ctrl[None]) ** 2).sum(-1)
+    u = np.where(r2 > 0, r2 * np.log(np.where(r2 > 0, r2, 1.0)), 0.0)
+    return u @ w + np.hstack([np.ones((len(pts), 1)), pts]) @ a
+
+
+def test_control_grid_is_x_fastest_linspace():
+    c = tps.control_grid(3)
+    np.testing.assert_array_equal(c[:3], [[-1, -1], [0, -1], [1, -1]])
+    np.testing.assert_array_equal(c[3:6, 1], [0, 0, 0])
+    assert tps.control_grid().shape == (100, 2)
+
+
+def test_zero_nonlinear_part_is_the_affine_warp():
+    rng = np.random.default_rng(1)
+    affine = tps._IDENTITY_AFFINE + rng.normal(0, 0.2, (3, 3, 2)).astype(np.float32)
+    grid = tps.tps_warp_grid(np.zeros((3, 100, 2), np.float32), affine, 9, 14).numpy()
+    base = _np_grid(9, 14)
+    expected = np.einsum("hwk,bkc->bhwc", np.concatenate([np.ones((9, 14, 1)), base], -1), affine)
+    np.testing.assert_allclose(grid, expected, atol=1e-6)
+    # The image warp samples exactly there (reference bilinear at the closed-form points).
+    image = rng.uniform(0, 255, (3, 9, 14, 2)).astype(np.float32)
+    warped = tps.warp_images(image, np.zeros((3, 100, 2), np.float32), affine).numpy()
+    pix = (expected + 1) / 2 * np.array([13, 8])
+    ref = np.array([[[_np_bilinear(image[b], *pix[b, i, j]) for j in range(14)] for i in range(9)] for b in range(3)])
+    np.testing.assert_allclose(warped, ref, atol=2e-3)
+
+
+def test_spline_interpolates_control_targets_like_numpy_solve():
+    rng = np.random.default_rng(2)
+    ctrl = tps.control_grid(10)
+    targets = (ctrl + rng.normal(0, 0.05, (2, 100, 2))).astype(np.float32)
+    weights, affine = tps.fit_tps(targets)
+    at_ctrl = tps.tps_transform_points(weights, affine, np.broadcast_to(ctrl, (2, 100, 2))).numpy()
+    np.testing.assert_allclose(at_ctrl, targets, atol=2e-4)
+    off_grid = rng.uniform(-1.2, 1.2, (2, 50, 2))
+    got = tps.tps_transform_points(weights, affine, off_grid).numpy()
+    pixels = tps.tps_warp_grid(weights, affine, 7, 11).numpy()
+    for b in range(2):
+        w_ref, a_ref = _np_solve_tps(ctrl, targets[b].astype(np.float64))
+        np.testing.assert_allclose(weights[b], w_ref, atol=2e-4)
+        np.testing.assert_allclose(affine[b], a_ref, atol=2e-4)
+        np.testing.assert_allclose(got[b], _np_eval_tps(ctrl, w_ref, a_ref, off_grid[b]), atol=5e-4)
+        on_pixels = _np_eval_tps(ctrl, w_ref, a_ref, _np_grid(7, 11).reshape(-1, 2))
+        np.testing.assert_allclose(pixels[b].reshape(-1, 2), on_pixels, atol=5e-4)
+
+
+@pytest.mark.parametrize("height,width", [(13, 17), (64, 64)])
+def test_identity_parameters_return_the_input_exactly(height, width):
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0, 255, (2, height, width, 3)).astype(np.float32)
+    weights, affine = tps.random_tps_params([5, 6], 2, IDENTITY)
+    np.testing.assert_array_equal(affine.numpy(), np.broadcast_to(tps._IDENTITY_AFFINE, (2, 3, 2)))
+    np.testing.assert_array_equal(tps.warp_images(image, weights, affine).numpy(), image)
+    np.testing.assert_allclose(tps.tps_warp_grid(weights, affine, height, width)[0], _np_grid(height, width), atol=1e-7)
+    out = tps.warp_pairs(image, [5, 6], IDENTITY, IDENTITY)
+    np.testing.assert_array_equal(out["image"].numpy(), image)
+    np.testing.assert_array_equal(out["future_image"].numpy(), image)
+    np.testing.assert_array_equal(out["mask"].numpy()[1], tps.border_mask(height, width))
+
+
+def test_mask_is_zero_where_the_target_warp_samples_outside():
+    big = WarpParams(a=0.001, b=0.005, rotation_deg=10.0, scale=0.1, translation=0.4)
+    image = np.full((6, 32, 32, 3), 200.0, np.float32)
+    seed = tf.constant([7, 8], tf.int64)
+    out = tps.warp_pairs(image, seed, target_warp=big)
+    target_seed = tps.split_seed(seed)[0]
+    grid = tps.random_warp_grids(target_seed, 6, 32, 32, big).numpy()
+    outside = np.any(np.abs(grid) > 1.0, axis=-1)
+    mask, future = out["mask"].numpy()[..., 0], out["future_image"].numpy()
+    assert outside.sum() > 100 and (~outside).sum() > 100  # both cases occur
+    np.testing.assert_array_equal(mask[outside], 0.0)
+    one_px = 2.0 / 31
+    np.testing.assert_array_equal(future[np.any(np.abs(grid) >= 1.0 + one_px, axis=-1)], 0.0)
+    # Deep inside the image (past the 2.5 px margin + 5 px ramp) the mask is ~1.
+    deep = np.all(np.abs(grid) < 1.0 - 8 * one_px, axis=-1)
+    assert deep.sum() > 100 and mask[deep].min() > 0.99
+    np.testing.assert_allclose(future[deep], 200.0, rtol=1e-5)
+
+
+def test_border_mask_profile_and_scaling():
+    m = tps.border_mask(128, 128)[..., 0]
+    assert m.shape == (128, 128) and m.dtype == np.float32
+    ramp = 0.5 + 0.5 * np.tanh(np.linspace(-1, 1, 20) / 0.4)
+    row = np.concatenate([np.zeros(10), ramp, np.ones(68), ramp[::-1], np.zeros(10)])
+    np.testing.assert_allclose(m, np.outer(row, row), atol=1e-7)
+    small = tps.border_mask(64, 48)[..., 0]  # widths scale with min side: 48/128
+    assert small.shape == (64, 48)
+    np.testing.assert_array_equal(small[:, :4], 0.0)
+    assert small[32, 4] > 0 and small[32, 4 + 8 - 1] < 1 and small[32, 24] == 1.0
+    with pytest.raises(ValueError, match="too small"):
+        tps.border_mask(1, 8)
+
+
+def test_bilinear_sample_matches_numpy_reference():
+    rng = np.random.default_rng(4)
+    image = rng.uniform(0, 255, (2, 7, 9, 3)).astype(np.float32)
+    coords = rng.uniform(-1.3, 1.3, (2, 5, 6, 2)).astype(np.float32)
+    got = tps.bilinear_sample(image, coords).numpy()
+    pix = (coords.astype(np.float64) + 1) / 2 * np.array([8, 6])
+    ref = np.array([[[_np_bilinear(image[b], *pix[b, i, j]) for j in range(6)] for i in range(5)] for b in range(2)])
+    np.testing.assert_allclose(got, ref, atol=2e-3)
+    assert np.any(ref == 0) and np.any(ref > 0)
+
+
+def test_same_seed_same_warp_and_different_seeds_differ():
+    image = np.random.default_rng(5).uniform(0, 255, (3, 24, 24, 3)).astype(np.float32)
+    a = tps.warp_pairs(image, [1, 2])
+    b = tps.warp_pairs(image, [1, 2])
+    c = tps.warp_pairs(image, [1, 3])
+    for key in a:
+        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+        assert np.abs(a[key].numpy() - c[key].numpy()).max() > 1e-2
+    # Each image of a batch gets its own warp, independent of the batch size.
+    grids = tps.random_warp_grids([1, 2], 3, 24, 24, SOURCE_WARP).numpy()
+    assert np.abs(grids[0] - grids[1]).max() > 1e-3
+    np.testing.assert_array_equal(tps.random_warp_grids([1, 2], 2, 24, 24, SOURCE_WARP), grids[:2])
+
+
+def test_eager_tf_data_and_xla_agree():
+    image = np.random.default_rng(6).uniform(0, 255, (4, 24, 24, 3)).astype(np.float32)
+    seed = tf.constant([2**40 + 3, -5], tf.int64)  # beyond 32 bits on purpose
+    eager = tps.warp_pairs(image, seed)
+    xla = tf.function(tps.warp_pairs, jit_compile=True)(image, seed)
+    ds = tf.data.Dataset.from_tensors(image).map(lambda x: tps.warp_pairs(x, seed))
+    in_data = next(iter(ds))
+    for key in ("image", "future_image", "mask"):
+        np.testing.assert_array_equal(in_data[key].numpy(), eager[key].numpy())
+        # XLA fuses float ops differently: ~1e-3 grey levels of 255, ~1e-6 of the mask.
+        np.testing.assert_allclose(xla[key].numpy(), eager[key].numpy(), atol=5e-3 * (key != "mask") + 1e-5)
+    assert eager["mask"].shape == (4, 24, 24, 1)
+
+
+def test_parameter_and_displacement_statistics():
+    weights, affine = tps.random_tps_params([0, 1], 3000, SOURCE_WARP)
+    affine = affine.numpy()
+    # A scaled rotation: the x and y rows are (c, -s) and (s, c).
+    np.testing.assert_allclose(affine[:, 1], np.stack([affine[:, 2, 1], -affine[:, 2, 0]], -1), atol=1e-7)
+    np.testing.assert_allclose(affine[:, 0].std(0), SOURCE_WARP.translation, rtol=0.06)
+    scale = np.sqrt(affine[:, 1, 0] ** 2 + affine[:, 1, 1] ** 2)
+    np.testing.assert_allclose(scale.std(), SOURCE_WARP.scale, rtol=0.06)
+    angle = np.degrees(np.arctan2(-affine[:, 1, 1], affine[:, 1, 0]))
+    np.testing.assert_allclose(angle.std(), SOURCE_WARP.rotation_deg, rtol=0.06)
+    w = weights.numpy()
+    np.testing.assert_allclose(w.std(), np.hypot(SOURCE_WARP.a, SOURCE_WARP.b / np.sqrt(2)), rtol=0.03)
+    big = np.abs(w) > 5 * SOURCE_WARP.a  # beyond 5 sigma of N(0, a): carries the N(0, b) part
+    assert 0.3 < big.mean() < 0.5  # half the entries times P(|N(0, b)| large enough)
+    # Non-linear displacement per pixel against the closed form; the translation-only warp
+    # shifts each image rigidly by N(0, t).
+    nonlinear = WarpParams(a=TARGET_WARP.a, b=TARGET_WARP.b, rotation_deg=0, scale=0, translation=0)
+    disp = tps.random_warp_grids([2, 3], 600, 12, 12, nonlinear).numpy() - _np_grid(12, 12)
+    np.testing.assert_allclose(disp.std(axis=(0, 3)), tps.displacement_std(nonlinear, 12, 12), rtol=0.12)
+    shift = WarpParams(a=0, b=0, rotation_deg=0, scale=0, translation=0.1)
+    disp = tps.random_warp_grids([4, 5], 2000, 6, 6, shift).numpy() - _np_grid(6, 6)
+    np.testing.assert_allclose(disp - disp[:, :1, :1], 0.0, atol=1e-6)
+    np.testing.assert_allclose(disp[:, 0, 0].std(0), 0.1, rtol=0.06)
+
+
+def test_bad_shapes_fail_with_clear_errors():
+    with pytest.raises(ValueError, match="n\\*n"):
+        tps.tps_warp_grid(np.zeros((1, 7, 2), np.float32), tps._IDENTITY_AFFINE[None], 8, 8)
+    spec = tf.TensorSpec([2, None, None, 3], tf.float32)
+    with pytest.raises(ValueError, match="static image sizes"):
+        tf.function(lambda x: tps.warp_pairs(x, [0, 0])).get_concrete_function(spec)
