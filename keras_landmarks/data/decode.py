@@ -1,0 +1,244 @@
+"""Robust image decoding for ``tf.data``: every readable image becomes RGB uint8, the rest
+is skipped, warned about once per file and counted.
+
+Mechanism (chosen by measurement, see ``bench/pairs.py`` and BUILD.md): OpenCV's
+``cv2.imdecode`` inside ``tf.numpy_function`` in a parallel ``Dataset.map``.
+``cv2.imdecode`` releases the GIL, so the map runs on all cores; unlike ``tf.io.decode_*``
+it applies the EXIF orientation of JPEGs, decodes big JPEGs at 1/2, 1/4 or 1/8 scale in the
+DCT domain (``IMREAD_REDUCED_*``), and a failure is a ``None`` we can name and count,
+where ``Dataset.ignore_errors`` would drop the element silently.
+
+What decodes: JPEG (grayscale, CMYK, EXIF-rotated), PNG (gray, RGBA -> alpha dropped,
+palette, 16-bit -> 8-bit), BMP, WebP, any size >= 1x1. What is skipped: zero-byte files,
+files whose first bytes are not one of those formats (a ``.txt`` renamed ``.jpg``),
+and anything OpenCV cannot decode, which includes truncated files (OpenCV 5 rejects a JPEG
+cut anywhere before its end-of-image marker; data *after* the marker is fine).
+
+Geometry of ``crop_resize`` (pixel coordinates, 0-based, integer = pixel centre, as in
+``geometry.py``): the largest centred square, side ``s = min(h, w)``, offset
+``x0 = (w - s) // 2``, ``y0 = (h - s) // 2``; resized to ``size`` with pixel-area averaging
+when shrinking (``INTER_AREA``) and bilinear interpolation when enlarging; both use
+half-pixel centres, so a point maps as ``x' = (x - x0 + 0.5) * size / s - 0.5``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger("keras_landmarks.data")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+_JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+# Decode failures are counted and reported by us; OpenCV's own console messages are noise.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+class DecodeError(ValueError):
+    """An image file that cannot be decoded; the message says why."""
+
+
+class DecodeStats:
+    """Thread-safe tally of one pipeline's decodes; warns once per bad file.
+
+    ``files_per_epoch`` (if given) makes it log a summary each time that many files have
+    been attempted, i.e. at the end of every pass over the file list.
+    Read ``decoded``, ``skipped`` (distinct bad files) and ``skipped_files`` at any time.
+    """
+
+    def __init__(self, name: str = "images", files_per_epoch: int | None = None):
+        self.name = name
+        self.files_per_epoch = files_per_epoch
+        self.decoded = 0
+        self.attempts = 0
+        self._bad: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def skipped(self) -> int:
+        return len(self._bad)
+
+    @property
+    def skipped_files(self) -> dict[str, str]:
+        """``{path: reason}`` of every file skipped so far."""
+        with self._lock:
+            return dict(self._bad)
+
+    def record(self, path: str, error: str | None = None) -> None:
+        """Count one decode attempt; ``error`` is why the file was skipped (None = decoded)."""
+        with self._lock:
+            self.attempts += 1
+            if error is None:
+                self.decoded += 1
+            else:
+                self._skip(path, error)
+            epoch_done = self.files_per_epoch and self.attempts % self.files_per_epoch == 0
+        if epoch_done:
+            self.log_summary()
+
+    def skip(self, path: str, reason: str) -> None:
+        """Record a file skipped without a decode attempt (e.g. missing)."""
+        with self._lock:
+            self._skip(path, reason)
+
+    def _skip(self, path: str, reason: str) -> None:
+        if path not in self._bad:
+            self._bad[path] = reason
+            logger.warning("%s: skipping unreadable image %s: %s", self.name, path, reason)
+
+    def summary(self) -> str:
+        return (f"{self.name}: {self.decoded} images decoded, {self.skipped} unreadable files "
+                f"skipped ({self.attempts} attempts)")
+
+    def log_summary(self) -> None:
+        (logger.warning if self.skipped else logger.info)(self.summary())
+
+
+def sniff_format(data: bytes) -> str | None:
+    """``"jpeg" | "png" | "bmp" | "webp"`` from the file's magic bytes, else ``None``."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:2] == b"BM" and len(data) >= 26:
+        return "bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """``(height, width)`` from a JPEG's start-of-frame header (stored orientation), or None."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return h, w
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return None
+
+
+def decode_rgb(data: bytes, min_side: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode image bytes to RGB.
+
+    Args:
+      data: the file's bytes.
+      min_side: if given, a big JPEG is decoded at the reduced scale ``1/k``
+        (``k`` in 8, 4, 2) that keeps its short side ``>= min_side``.
+    Returns:
+      ``(image [h, w, 3] uint8 RGB, k)``: ``k`` is the reduction used (1 = full size);
+      the decoded pixel ``i`` covers original pixels ``[k i, k i + k)``, so an original
+      coordinate maps as ``x_k = (x + 0.5) / k - 0.5``. EXIF orientation is applied.
+    Raises:
+      DecodeError: empty, unknown format, truncated or otherwise undecodable data.
+    """
+    if not data:
+        raise DecodeError("empty (zero-byte) file")
+    kind = sniff_format(data)
+    if kind is None:
+        raise DecodeError(f"not a JPEG/PNG/BMP/WebP file (starts with {data[:8]!r})")
+    k, flags = 1, cv2.IMREAD_COLOR_RGB
+    if kind == "jpeg" and min_side:
+        size = jpeg_size(data)
+        if size is not None:
+            for factor in (8, 4, 2):
+                if min(size) >= factor * min_side:
+                    k, flags = factor, _JPEG_REDUCED[factor]
+                    break
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV allows
+        raise DecodeError(f"OpenCV cannot decode it ({str(e).strip().splitlines()[-1]})") from None
+    if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise DecodeError(f"corrupt or unsupported {kind} data")
+    if k > 1:  # the reduced modes decode to BGR only
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image, k
+
+
+def crop_resize(image: np.ndarray, size: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Centre-crop the largest square and resize it to ``size x size`` (module docstring).
+
+    Args:
+      image: ``[h, w, 3]`` uint8, decoded at reduction ``k`` (see ``decode_rgb``).
+    Returns:
+      ``(out [size, size, 3] uint8, affine [4] float32)`` with ``affine = (sx, sy, tx, ty)``:
+      a pixel ``(x, y)`` of the *original* (full-size, oriented) image lands at
+      ``(sx x + tx, sy y + ty)`` in ``out``.
+    """
+    h, w = image.shape[:2]
+    side = min(h, w)
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    crop = image[y0:y0 + side, x0:x0 + side]
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    out = crop if side == size else cv2.resize(crop, (size, size), interpolation=interp)
+    scale = size / side
+    # x_k = (x + .5)/k - .5; x' = (x_k - x0 + .5) * scale - .5 = x * scale/k + (.5/k - x0) * scale - .5
+    tx = (0.5 / k - x0) * scale - 0.5
+    ty = (0.5 / k - y0) * scale - 0.5
+    return out, np.array([scale / k, scale / k, tx, ty], np.float32)
+
+
+def load_crop_resize(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read, decode and ``crop_resize`` one file; raises ``DecodeError`` or ``OSError``."""
+    with open(path, "rb") as f:
+        data = f.read()
+    image, k = decode_rgb(data, min_side=size)
+    return crop_resize(image, size, k)
+
+
+def tf_load_crop_resize(path, size: int, stats: DecodeStats) -> dict:
+    """``tf.data`` op: decode one file path to a ``size x size`` RGB crop, never raising.
+
+    Args:
+      path: scalar ``tf.string`` file path.
+    Returns:
+      ``{"image": [size, size, 3] uint8, "affine": [4] float32 (sx, sy, tx, ty),
+      "ok": bool}``; on failure ``ok`` is False and the image zeros (filter on ``ok``).
+      The failure is recorded in ``stats`` with its reason.
+    """
+
+    def load(path_bytes):
+        if isinstance(path_bytes, np.ndarray):  # eager calls pass a 0-d object array
+            path_bytes = path_bytes.item()
+        name = os.fsdecode(path_bytes)
+        try:
+            image, affine = load_crop_resize(name, size)
+        except (DecodeError, OSError) as e:
+            reason = str(e) if isinstance(e, DecodeError) else f"cannot read ({e.strerror or e})"
+            stats.record(name, reason)
+            return np.zeros((size, size, 3), np.uint8), np.zeros(4, np.float32), False
+        stats.record(name)
+        return image, affine, True
+
+    image, affine, ok = tf.numpy_function(load, [path], (tf.uint8, tf.float32, tf.bool), stateful=False)
+    image.set_shape([size, size, 3])
+    affine.set_shape([4])
+    ok.set_shape([])
+    return {"image": image, "affine": affine, "ok": ok}
+
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DecodeError",
+    "DecodeStats",
+    "sniff_format",
+    "jpeg_size",
+    "decode_rgb",
+    "crop_resize",
+    "load_crop_resize",
+    "tf_load_crop_resize",
+]
