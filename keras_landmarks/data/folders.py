@@ -1,0 +1,260 @@
+"""Training pairs and annotated evaluation sets from plain image folders.
+
+``image_folder_pairs``: every ``.jpg/.jpeg/.png/.bmp/.webp`` (any case) under a folder,
+shuffled, decoded (``decode.py``: unreadable files are skipped and counted), centre-cropped
+to the largest square, resized to ``image_size`` (area averaging when shrinking, bilinear
+when enlarging; ``decode.crop_resize``), batched, then warped into pairs by
+``tps.warp_pairs`` with the stateless seed ``[seed, batch_index]``: the same seed gives the
+same batches. The stream repeats forever (reshuffled every pass); use ``take`` or
+``steps_per_epoch``.
+
+``annotated_folder``: images plus a landmarks CSV, in CSV order, for the evaluation
+protocol. CSV format (UTF-8, comma separated, one header line)::
+
+    file,x0,y0,x1,y1,...            # optional extra column: split
+    faces/0001.jpg,30.5,41,...
+
+``file`` is relative to ``data_dir``. Every other column is a coordinate; consecutive
+columns pair up as one point, named ``x<name>,y<name>`` or ``<name>_x,<name>_y`` (so
+``x0,y0`` is point ``"0"``, ``le_x,le_y`` point ``"le"``). Values are pixel ``(x, y)`` of the
+original image as displayed (after any EXIF rotation), 0-based, integer = pixel centre.
+``points=`` picks points by name and order; ``split=`` keeps rows whose ``split`` equals it.
+The landmarks undergo the image's crop and resize exactly:
+``x' = (x - x0 + 0.5) * image_size / s - 0.5`` (``s``, ``x0``: the square crop's side and
+offset; ``decode.crop_resize``). Example, the 5 MAFL-style points of a CSV with columns
+``le_x,le_y,re_x,re_y,n_x,n_y,lm_x,lm_y,rm_x,rm_y``::
+
+    annotated_folder(root, split="test", points=("le", "re", "n", "lm", "rm"))
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_landmarks import tps
+from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+from keras_landmarks.data.decode import (
+    IMAGE_EXTENSIONS,
+    DecodeError,
+    DecodeStats,
+    load_crop_resize,
+    tf_load_crop_resize,
+)
+
+_POINT_COLUMN = re.compile(r"^(?:(?P<a>[xy])(?P<name>.+)|(?P<name2>.+)_(?P<b>[xy]))$")
+
+
+def list_images(data_dir: str) -> list[str]:
+    """Sorted paths of all image files (``IMAGE_EXTENSIONS``, any case) under ``data_dir``."""
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"image folder {data_dir!r} does not exist or is not a folder")
+    paths = []
+    for root, dirs, files in os.walk(data_dir):
+        dirs.sort()
+        paths += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(paths)
+
+
+def batch_seed(seed: int, index):
+    """Stateless seed ``[2]`` int64 of batch ``index``: ``[seed, index]``."""
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
+
+
+def _is_ok(ex: dict):
+    return ex["ok"]
+
+
+def _image_only(ex: dict):
+    return ex["image"]
+
+
+def _without_ok(ex: dict) -> dict:
+    return {k: v for k, v in ex.items() if k != "ok"}
+
+
+def _check_decodable(paths: Sequence[str], size: int, where: str) -> None:
+    """Fail fast unless one of ``paths`` decodes (tries them in order, stops at the first)."""
+    first_error = None
+    for path in paths:
+        try:
+            load_crop_resize(path, size)
+            return
+        except (DecodeError, OSError) as e:
+            first_error = first_error or f"{path}: {e}"
+    raise ValueError(f"no readable image in {where}: all {len(paths)} image files failed to "
+                     f"decode (first: {first_error}); check the folder's contents")
+
+
+def image_folder_pairs(
+    data_dir: str,
+    image_size: int = 128,
+    batch_size: int = 50,
+    seed: int = 0,
+    *,
+    target_warp: WarpParams = TARGET_WARP,
+    source_warp: WarpParams = SOURCE_WARP,
+    deterministic: bool = True,
+    stats: DecodeStats | None = None,
+) -> tf.data.Dataset:
+    """Endless TPS training pairs from an image folder (module docstring).
+
+    Args:
+      data_dir: root folder, searched recursively.
+      deterministic: keep element order fixed (reproducible batches); False lets a slow
+        file be overtaken (BUILD.md has the measured difference).
+      stats: a ``DecodeStats`` to record skipped files in; by default a new one, reachable
+        as ``dataset.decode_stats``.
+    Returns:
+      Batched dicts ``{"image", "future_image": [B, S, S, 3] float32 RGB in [0, 255],
+      "mask": [B, S, S, 1] float32}`` (``tps.warp_pairs``), static shapes.
+    Raises:
+      FileNotFoundError / ValueError naming ``data_dir`` if it holds no readable image.
+    """
+    paths = list_images(data_dir)
+    if not paths:
+        raise ValueError(f"image folder {data_dir!r} has no {'/'.join(IMAGE_EXTENSIONS)} files")
+    order = np.random.default_rng(seed).permutation(len(paths))
+    _check_decodable([paths[i] for i in order], image_size, f"image folder {data_dir!r}")
+    stats = stats or DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(paths))
+
+    def decode(path):
+        return tf_load_crop_resize(path, image_size, stats)
+
+    def warp(index, images):
+        return tps.warp_pairs(tf.cast(images, tf.float32), batch_seed(seed, index),
+                              target_warp=target_warp, source_warp=source_warp)
+
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.filter(_is_ok).map(_image_only)
+    ds = ds.batch(batch_size, drop_remainder=True).enumerate()
+    ds = ds.map(warp, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds.decode_stats = stats
+    return ds
+
+
+def _point_columns(header: list[str], csv_path: str) -> dict[str, tuple[int, int]]:
+    """``{point name: (x column, y column)}`` in header order; raises on an unpaired column."""
+    coords = [(i, c.strip()) for i, c in enumerate(header) if c.strip() not in ("file", "split")]
+    if len(coords) % 2:
+        raise ValueError(f"{csv_path}, line 1: {len(coords)} coordinate columns, not (x, y) pairs")
+    points = {}
+    for (ix, cx), (iy, cy) in zip(coords[::2], coords[1::2]):
+        mx, my = _POINT_COLUMN.match(cx), _POINT_COLUMN.match(cy)
+        nx = mx and (mx["name"] or mx["name2"])
+        ny = my and (my["name"] or my["name2"])
+        axes = mx and my and ((mx["a"] or mx["b"]), (my["a"] or my["b"]))
+        if not (nx and nx == ny and axes == ("x", "y")) or nx in points:
+            raise ValueError(f"{csv_path}, line 1: columns {cx!r},{cy!r} are not the x and y of one "
+                             "point (expected x<name>,y<name> or <name>_x,<name>_y, each once)")
+        points[nx] = (ix, iy)
+    return points
+
+
+def read_landmarks_csv(
+    csv_path: str, points: Sequence[str] | None = None, split: str | None = None
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Parse a landmarks CSV (module docstring).
+
+    Returns:
+      ``(files, landmarks [N, P, 2] float32 pixel (x, y), point names [P])`` of the rows
+      in file order (only those whose ``split`` equals ``split``, if given).
+    Raises:
+      ValueError naming the file, the line and the problem.
+    """
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or "file" not in [c.strip() for c in rows[0]]:
+        raise ValueError(f"{csv_path}, line 1: the header must have a 'file' column "
+                         "followed by x,y columns (e.g. file,x0,y0,x1,y1)")
+    header = [c.strip() for c in rows[0]]
+    columns = _point_columns(header, csv_path)
+    names = list(columns) if points is None else [str(p) for p in points]
+    missing = [p for p in names if p not in columns]
+    if missing or not names:
+        raise ValueError(f"{csv_path}: points {missing or names} not in the header; it has {list(columns)}")
+    if split is not None and "split" not in header:
+        raise ValueError(f"{csv_path}: split={split!r} asked for but the header has no 'split' column")
+    fi, si = header.index("file"), header.index("split") if "split" in header else None
+    files, values = [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"{csv_path}, line {line}: {len(row)} fields, the header has {len(header)}")
+        if split is not None and row[si].strip() != split:
+            continue
+        if not row[fi].strip():
+            raise ValueError(f"{csv_path}, line {line}: empty 'file' field")
+        try:
+            xy = [[float(row[columns[p][0]]), float(row[columns[p][1]])] for p in names]
+        except ValueError as e:
+            raise ValueError(f"{csv_path}, line {line}: not a number ({e})") from None
+        if not all(math.isfinite(v) for pt in xy for v in pt):
+            raise ValueError(f"{csv_path}, line {line}: landmark values must be finite")
+        files.append(row[fi].strip())
+        values.append(xy)
+    landmarks = np.asarray(values, np.float32).reshape(len(values), len(names), 2)
+    return files, landmarks, names
+
+
+def annotated_folder(
+    data_dir: str,
+    csv_path: str | None = None,
+    image_size: int = 128,
+    batch_size: int = 50,
+    *,
+    split: str | None = None,
+    points: Sequence[str] | None = None,
+    stats: DecodeStats | None = None,
+) -> tf.data.Dataset:
+    """Annotated images in CSV order: ``{"image": [B, S, S, 3] float32 RGB [0, 255],
+    "landmarks": [B, P, 2] float32 pixel (x, y) of the S x S image}``.
+
+    Args:
+      data_dir: folder the CSV's ``file`` paths are relative to.
+      csv_path: the CSV (module docstring); default ``<data_dir>/landmarks.csv``.
+      split, points: row and point selection (module docstring).
+      stats: records missing and unreadable images (skipped); default a new one,
+        reachable as ``dataset.decode_stats``.
+    The last batch may be smaller than ``batch_size``.
+    """
+    csv_path = csv_path or os.path.join(data_dir, "landmarks.csv")
+    if not os.path.isfile(csv_path):
+        raise FileNotFoundError(f"landmarks CSV {csv_path!r} not found; pass csv_path=")
+    files, landmarks, _ = read_landmarks_csv(csv_path, points, split)
+    paths = [os.path.join(data_dir, f) for f in files]
+    present = np.array([os.path.isfile(p) for p in paths], bool)
+    stats = stats or DecodeStats(f"annotated {csv_path}", files_per_epoch=int(present.sum()))
+    for p, ok in zip(paths, present):
+        if not ok:
+            stats.skip(p, "missing file")
+    if not present.any():
+        raise ValueError(f"{csv_path}: none of its {len(files)} rows{'' if split is None else f' of split {split!r}'} "
+                         f"names an existing image under {data_dir!r}")
+    paths, landmarks = [p for p, ok in zip(paths, present) if ok], landmarks[present]
+
+    def load(path, points_xy):
+        ex = tf_load_crop_resize(path, image_size, stats)
+        affine = ex["affine"]
+        moved = points_xy * affine[None, :2] + affine[None, 2:]
+        return {"image": tf.cast(ex["image"], tf.float32), "landmarks": moved, "ok": ex["ok"]}
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, landmarks))
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(_is_ok).map(_without_ok)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds.decode_stats = stats
+    return ds
+
+
+__all__ = ["list_images", "batch_seed", "image_folder_pairs", "read_landmarks_csv", "annotated_folder"]
