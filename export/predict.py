@@ -202,8 +202,6 @@ def _predict_video(runner, path, output_dir, batch_size, fit, timer) -> list[tup
 def main(argv) -> None:
     from absl import flags, logging  # noqa: PLC0415
 
-    from export.detector import load_runner  # noqa: PLC0415
-
     f = flags.FLAGS
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
@@ -212,6 +210,9 @@ def main(argv) -> None:
         if not getattr(f, name):
             raise app_usage_error(f"--{name} is required")
     try:
+        list_inputs(f.input)  # bad --input fails before TensorFlow is imported
+        from export.detector import load_runner  # noqa: PLC0415
+
         runner = load_runner(f.model, num_threads=f.num_threads)
         stats = predict(runner, f.input, f.output, f.batch_size, f.fit)
     except (ValueError, FileExistsError) as e:
