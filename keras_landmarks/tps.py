@@ -75,6 +75,11 @@ def _fit_matrix(n: int) -> np.ndarray:
     return np.linalg.inv(system)[:, :m].astype(np.float32)
 
 
+def _float(x) -> tf.Tensor:
+    """Any numeric array or tensor (uint8 images included) as float32."""
+    return tf.cast(tf.convert_to_tensor(x), tf.float32)
+
+
 def _grid_size(weights) -> int:
     m = weights.shape[1]
     n = math.isqrt(m) if m is not None else 0
@@ -102,7 +107,7 @@ def fit_tps(targets, n: int = 10):
       ``(weights [B, n*n, 2], affine [B, 3, 2])`` float32 (the precomputed inverse of the
       TPS system matrix times ``targets``).
     """
-    targets = tf.convert_to_tensor(targets, tf.float32)
+    targets = _float(targets)
     solution = tf.einsum("km,bmc->bkc", tf.constant(_fit_matrix(n)), targets)
     return solution[:, : n * n], solution[:, n * n :]
 
@@ -117,7 +122,7 @@ def tps_transform_points(weights, affine, points):
       pixel at ``points`` reads the input).
     """
     c = tf.constant(control_grid(_grid_size(weights)), tf.float32)
-    points = tf.convert_to_tensor(points, tf.float32)
+    points = _float(points)
     r2 = tf.reduce_sum(tf.square(points[:, :, None, :] - c[None, None]), axis=-1)
     ones = tf.ones_like(points[..., :1])
     return tf.matmul(tps_kernel(r2), weights) + tf.matmul(tf.concat([ones, points], -1), affine)
@@ -154,10 +159,10 @@ def bilinear_sample(images, coords):
       ``[B, H', W', C]`` float32. A tap outside ``[0, W-1] x [0, H-1]`` contributes zero, so
       a location half a pixel outside the border gets half the border value.
     """
-    images = tf.convert_to_tensor(images, tf.float32)
+    images = _float(images)
     shape = tf.shape(images)
     half = tf.cast(tf.stack([shape[2] - 1, shape[1] - 1]), tf.float32) / 2.0
-    return _sample_pixels(images, (tf.convert_to_tensor(coords, tf.float32) + 1.0) * half)
+    return _sample_pixels(images, (_float(coords) + 1.0) * half)
 
 
 def _sample_pixels(images, pix):
@@ -194,7 +199,7 @@ def warp_images(images, weights, affine):
     but computed as integer pixel centre + displacement, so identity parameters return the
     input bit for bit. Returns ``[B, H, W, C]`` float32.
     """
-    images = tf.convert_to_tensor(images, tf.float32)
+    images = _float(images)
     height, width = _static_hw(images.shape[1], images.shape[2])
     disp = _basis_times(weights, affine, height, width, subtract_identity=True)
     xx, yy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
@@ -306,15 +311,17 @@ def warp_pairs(images, seed, target_warp: WarpParams = TARGET_WARP, source_warp:
 
 
 def _warp(images, future_images, seed, target_warp, source_warp) -> dict:
-    images = tf.convert_to_tensor(images, tf.float32)
+    images = _float(images)
     height, width = _static_hw(images.shape[1], images.shape[2])
     channels = images.shape[3]
+    if channels is None:
+        raise ValueError(f"warp_pairs needs a static channel count, got images of shape {images.shape}")
     seeds = split_seed(tf.convert_to_tensor(seed))
     batch = tf.shape(images)[0]
     mask = tf.broadcast_to(border_mask(height, width), tf.stack([batch, height, width, 1]))
     stack = [images, mask]
     if future_images is not None:
-        stack[0] = tf.convert_to_tensor(future_images, tf.float32)
+        stack[0] = _float(future_images)
         stack.append(images)
     warped = warp_images(tf.concat(stack, -1), *random_tps_params(seeds[0], batch, target_warp))
     future = warped[..., :channels]

@@ -149,9 +149,12 @@ def test_same_seed_same_warp_and_different_seeds_differ():
     a = tps.warp_pairs(image, [1, 2])
     b = tps.warp_pairs(image, [1, 2])
     c = tps.warp_pairs(image, [1, 3])
+    as_uint8 = tps.warp_pairs(np.round(image).astype(np.uint8), [1, 2])
+    rounded = tps.warp_pairs(np.round(image), [1, 2])
     for key in a:
         np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
         assert np.abs(a[key].numpy() - c[key].numpy()).max() > 1e-2
+        np.testing.assert_array_equal(as_uint8[key].numpy(), rounded[key].numpy())
     # Each image of a batch gets its own warp, independent of the batch size.
     grids = tps.random_warp_grids([1, 2], 3, 24, 24, SOURCE_WARP).numpy()
     assert np.abs(grids[0] - grids[1]).max() > 1e-3

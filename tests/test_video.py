@@ -41,6 +41,10 @@ def clip_dir(tmp_path_factory):
     for t in range(FRAMES):  # frame_2 must come before frame_10 (natural order)
         cv2.imwrite(str(folder / f"frame_{t}.png"), cv2.cvtColor(_frame_rgb("blue", t), cv2.COLOR_RGB2BGR))
     (root / "notes.txt").write_text("ignored")
+    hidden = root / ".thumbnails"  # hidden folders are not clips
+    hidden.mkdir()
+    for t in range(3):
+        cv2.imwrite(str(hidden / f"{t}.png"), np.zeros((8, 8, 3), np.uint8))
     return root
 
 

@@ -89,8 +89,9 @@ def _frame_files(folder: Path) -> list[Path]:
 
 
 def find_clips(data_dir: Path) -> list[Path]:
-    """Video files and frame folders directly inside ``data_dir``, in natural name order."""
-    entries = sorted(Path(data_dir).iterdir(), key=_natural_key)
+    """Video files and frame folders directly inside ``data_dir`` (hidden ones ignored), in
+    natural name order."""
+    entries = [p for p in Path(data_dir).iterdir() if not p.name.startswith(".")]
     videos = [p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
     folders = [p for p in entries if p.is_dir() and _frame_files(p)]
     return sorted(videos + folders, key=_natural_key)
