@@ -27,11 +27,14 @@ OFFICIAL_ALPHA_INIT = (100.0, 1.6, 2.3, 1.8, 2.8, 100.0)
 
 @dataclasses.dataclass(frozen=True)
 class WarpParams:
-    """Random thin-plate-spline warp (PAPER.md "Training pairs").
+    """Random thin-plate-spline warp (PAPER.md "Training pairs"; ``keras_landmarks.tps``).
 
-    Each of the 10x10 control points moves by ``N(0, a)``, a random half of them by an
-    extra ``N(0, b)``; the affine part has rotation ``N(0, rotation_deg)`` degrees, scale
-    ``1 + N(0, scale)`` and translation ``N(0, translation)``, all in normalised units.
+    As in the official code, ``a`` and ``b`` are standard deviations of the spline's
+    *kernel weights* at the 10x10 control points (``N(0, a)``, plus ``N(0, b)`` on a random
+    half), not of point displacements (0.001 normalised units would be 0.06 px at 128);
+    ``tps.displacement_std`` gives the resulting pixel motion (about 5 px at 128 for the
+    target warp). The affine part has rotation ``N(0, rotation_deg)`` degrees, scale
+    ``1 + N(0, scale)`` and translation ``N(0, translation)`` (normalised units).
     """
 
     a: float = 0.001

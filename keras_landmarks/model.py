@@ -10,8 +10,10 @@ perceptual loss between ``x'`` and ``x_hat'`` (PAPER.md "Loss"):
 Decisions (BUILD.md): alpha is updated *before* it divides the batch's errors (as the
 official code does) but is a constant for the gradient (stop-gradient; the official code
 lets gradient flow through the current batch's share). Under ``tf.distribute`` the
-errors are summed across replicas and divided by the *global* batch, so N replicas make
-the same update as one device on the same global batch.
+errors are summed across replicas and divided by the *global* batch, BatchNorm is
+synchronised and gradients are clipped after the cross-replica sum (``config.clipnorm``;
+compile the optimizer *without* ``clipnorm``), so N replicas make the same update as one
+device on the same global batch.
 """
 
 from __future__ import annotations
@@ -115,8 +117,27 @@ class LandmarkModel(keras.Model):
             scaled = self.optimizer.scale_loss(loss)
         self.alpha.assign(alpha)
         grads = tape.gradient(scaled, self.trainable_weights)
+        grads = self._clip_global_gradients(grads)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return self._update_trackers(batch_errors, alpha)
+
+    def _clip_global_gradients(self, grads):
+        """Clip each variable's *global* gradient to norm ``config.clipnorm``.
+
+        Keras' optimizer ``clipnorm`` clips each replica's partial gradient before the
+        cross-replica sum (Keras 3.15), so N replicas would not match one device. Here
+        the sum comes first; the optimizer then sums ``1/N`` of the clipped gradient back
+        to it. Gradients carry the loss-scale factor (mixed_float16), so the bound does too.
+        """
+        clip = self.config.clipnorm
+        if not clip:
+            return grads
+        n = _num_replicas()
+        if n > 1:
+            grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
+        bound = clip * ops.cast(self.optimizer.scale_loss(1.0), "float32")
+        grads = [None if g is None else tf.clip_by_norm(g, ops.cast(bound, g.dtype)) for g in grads]
+        return grads if n == 1 else [None if g is None else g / n for g in grads]
 
     def test_step(self, data):
         data = _unpack(data)

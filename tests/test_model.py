@@ -26,7 +26,7 @@ def _batch(n=4, seed=0, mask=True):
 
 def _compiled(cfg=SMALL, lr=1e-3, **compile_kwargs):
     model = LandmarkModel(cfg)
-    model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=cfg.clipnorm), **compile_kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(lr), **compile_kwargs)
     return model
 
 
