@@ -1,0 +1,92 @@
+"""The paper's evaluation protocol (MAFL / AFLW): linear regression to labelled points.
+
+Freeze the detector, take its K points (pixels of the S x S crop) on the annotated
+training split, fit a linear map from the 2K numbers to the P ground-truth points by
+least squares (official default: no intercept), apply it on the test split, and report
+the mean over test images and points of ``||pred - gt|| / ||gt_left_eye - gt_right_eye||``
+in percent. The mean training shape predicted for every test image is the baseline.
+
+All points are pixel ``(x, y)`` ``[N, P, 2]`` float arrays (numpy); by the MAFL
+convention points 0 and 1 are the left and right eye centres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+MAFL_POINT_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
+
+
+@dataclasses.dataclass(frozen=True)
+class Regressor:
+    """Linear map from K detected points ``[N, K, 2]`` to P points ``[N, P, 2]``."""
+
+    weights: np.ndarray  # [2K (+1 with intercept), 2P]
+    num_points: int
+    intercept: bool
+
+    def predict(self, detected: np.ndarray) -> np.ndarray:
+        x = _design(detected, self.intercept)
+        return (x @ self.weights).reshape(len(detected), self.num_points, 2)
+
+
+def fit_regressor(detected: np.ndarray, target: np.ndarray, intercept: bool = False) -> Regressor:
+    """Least-squares fit ``target ~ detected`` (flattened), no intercept by default.
+
+    Args:
+      detected: ``[N, K, 2]`` detector points (pixels).
+      target: ``[N, P, 2]`` ground-truth points (pixels).
+    """
+    detected, target = np.asarray(detected, np.float64), np.asarray(target, np.float64)
+    if len(detected) != len(target):
+        raise ValueError(f"{len(detected)} detections but {len(target)} annotations")
+    x = _design(detected, intercept)
+    if len(x) < x.shape[1]:
+        raise ValueError(
+            f"the regression needs at least {x.shape[1]} annotated training images "
+            f"(2K{' + 1' if intercept else ''} unknowns per output), got {len(x)}"
+        )
+    weights, *_ = np.linalg.lstsq(x, target.reshape(len(target), -1), rcond=None)
+    return Regressor(weights=weights, num_points=target.shape[1], intercept=intercept)
+
+
+def normalized_errors(pred: np.ndarray, gt: np.ndarray, eyes: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """``[N, P]`` distances ``||pred - gt||`` divided by each image's inter-ocular distance."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    iod = np.linalg.norm(gt[:, eyes[0]] - gt[:, eyes[1]], axis=-1)
+    if np.any(iod <= 0):
+        raise ValueError("an annotation has coincident eye points (inter-ocular distance 0)")
+    return np.linalg.norm(pred - gt, axis=-1) / iod[:, None]
+
+
+def evaluate_points(train_detected, train_gt, test_detected, test_gt, intercept: bool = False,
+                    point_names=MAFL_POINT_NAMES) -> dict:
+    """The whole protocol on precomputed points; returns a JSON-ready report.
+
+    Keys: ``error_percent``, ``baseline_error_percent`` (mean training shape),
+    ``per_point_error_percent`` ``{name: %}``, ``num_train``, ``num_test``,
+    ``predictions`` ``[N_test, P, 2]`` (numpy, not JSON: pop it before dumping).
+    """
+    reg = fit_regressor(train_detected, train_gt, intercept)
+    pred = reg.predict(test_detected)
+    err = normalized_errors(pred, test_gt)
+    mean_shape = np.broadcast_to(np.mean(train_gt, axis=0), np.shape(test_gt))
+    base = normalized_errors(mean_shape, test_gt)
+    names = list(point_names)[: err.shape[1]]
+    names += [f"point_{i}" for i in range(len(names), err.shape[1])]
+    return {
+        "error_percent": float(100 * err.mean()),
+        "baseline_error_percent": float(100 * base.mean()),
+        "per_point_error_percent": {n: float(100 * e) for n, e in zip(names, err.mean(0))},
+        "num_train": int(len(train_gt)),
+        "num_test": int(len(test_gt)),
+        "intercept": intercept,
+        "predictions": pred,
+    }
+
+
+def _design(detected: np.ndarray, intercept: bool) -> np.ndarray:
+    x = np.asarray(detected, np.float64).reshape(len(detected), -1)
+    return np.concatenate([x, np.ones((len(x), 1))], axis=1) if intercept else x
