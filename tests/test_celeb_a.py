@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_landmarks import data
 from keras_landmarks.data import celeb_a
 
 PARTS = {"train": (1, 12), "validation": (13, 16), "test": (17, 20)}
@@ -102,7 +103,8 @@ def test_annotated_without_mafl_is_the_partition_with_transformed_landmarks(tiny
 @pytest.mark.parametrize("split,names", [("train", MAFL_TRAIN), ("test", MAFL_TEST)])
 def test_annotated_mafl_splits(tiny, split, names):
     root, mafl = tiny
-    out = _collect(celeb_a.celeb_a_annotated(split, data_dir=root, image_size=16, batch_size=2, mafl_dir=mafl))
+    ds = data.annotated("celeb_a", split=split, data_dir=root, image_size=16, batch_size=2, mafl_dir=mafl)
+    out = _collect(ds)
     ids = _identify(out["image"])
     assert sorted(ids) == sorted(int(n[:6]) for n in names)
     # Fixed order: TFDS storage order, partition by partition.

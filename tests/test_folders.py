@@ -204,3 +204,21 @@ def test_dispatcher_routes_and_rejects(tmp_path):
         data.training_pairs("image_folder", image_size=16, batch_size=2, seed=0)
     with pytest.raises(ValueError, match="reads no files"):
         data.training_pairs("synthetic", data_dir=str(tmp_path), image_size=16, batch_size=2, seed=0)
+
+
+def test_dispatcher_passes_arguments_through(monkeypatch):
+    """Routing of the sources built elsewhere: each name reaches its function with the
+    common arguments and the extra keywords (the functions are replaced by recorders)."""
+    from keras_landmarks.data import synthetic, video
+
+    calls = []
+    for module, fn in ((synthetic, "synthetic_pairs"), (synthetic, "synthetic_annotated"), (video, "video_pairs")):
+        monkeypatch.setattr(module, fn, lambda *a, _fn=fn, **k: calls.append((_fn, a, k)) or _fn)
+    assert data.training_pairs("synthetic", image_size=32, batch_size=4, seed=3, mode="video") == "synthetic_pairs"
+    assert data.annotated("synthetic", split="test", image_size=32, batch_size=4, num_images=8) == "synthetic_annotated"
+    assert data.training_pairs("video", data_dir="/clips", image_size=64, batch_size=2, seed=1, tps=True) == "video_pairs"
+    assert calls == [
+        ("synthetic_pairs", (), {"image_size": 32, "batch_size": 4, "seed": 3, "mode": "video"}),
+        ("synthetic_annotated", ("test",), {"image_size": 32, "batch_size": 4, "num_images": 8}),
+        ("video_pairs", ("/clips",), {"image_size": 64, "batch_size": 2, "seed": 1, "tps": True}),
+    ]
