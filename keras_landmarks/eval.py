@@ -90,3 +90,32 @@ def evaluate_points(train_detected, train_gt, test_detected, test_gt, intercept:
 def _design(detected: np.ndarray, intercept: bool) -> np.ndarray:
     x = np.asarray(detected, np.float64).reshape(len(detected), -1)
     return np.concatenate([x, np.ones((len(x), 1))], axis=1) if intercept else x
+
+
+def collect(detector, dataset, keep_images: int = 0):
+    """Run ``detector`` over an annotated dataset.
+
+    Args:
+      detector: image ``[B, S, S, 3]`` float32 ``[0, 255]`` -> ``{"keypoints": [B, K, 2]}``
+        normalised ``(x, y)`` (``LandmarkModel.detector``).
+      dataset: batches of ``{"image", "landmarks" [B, P, 2] pixel (x, y)}``.
+      keep_images: how many of the first images to return too (for pictures).
+    Returns:
+      ``(detected [N, K, 2] pixel (x, y) of the S x S image, landmarks [N, P, 2],
+      images [min(N, keep_images), S, S, 3] uint8)``.
+    """
+    from keras_landmarks import geometry  # TF-backed; keep the numpy part import-light
+
+    detected, truth, kept = [], [], []
+    for batch in dataset:
+        image = batch["image"]
+        size = (int(image.shape[1]), int(image.shape[2]))
+        points = detector(image, training=False)["keypoints"]
+        detected.append(np.asarray(geometry.normalized_to_pixels(points, size)))
+        truth.append(np.asarray(batch["landmarks"]))
+        if sum(len(k) for k in kept) < keep_images:
+            kept.append(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
+    if not detected:
+        raise ValueError("the annotated dataset is empty")
+    images = np.concatenate(kept)[:keep_images] if kept else np.zeros((0,), np.uint8)
+    return np.concatenate(detected), np.concatenate(truth), images
