@@ -12,9 +12,11 @@ Quantizations (``QUANTIZATIONS``):
   including the 1x1 score head, is int8.
 
 Every model takes ``image`` ``[B, S, S, 3]`` raw pixels (``uint8`` or ``float32``
-``[0, 255]``; the graph casts and quantizes itself, so no input scale or zero point is
-exposed) and returns float32 ``keypoints`` (pixels), ``keypoints_normalized`` and
-optionally ``score_maps``. Only TFLite builtin operators are allowed: the export fails
+``[0, 255]``; the graph casts and quantizes itself) and returns float32 ``keypoints``
+(pixels), ``keypoints_normalized`` and optionally ``score_maps``. In ``int8`` with
+``uint8`` images the input tensor is itself the quantized tensor (uint8, scale 1, zero
+point 0: exactly the raw pixels), so no float op runs before the integer trunk; with
+``int8_softargmax`` too, the model is integer from its input to the final dequantize. Only TFLite builtin operators are allowed: the export fails
 if the converter emits a custom or Flex (``SELECT_TF_OPS``) operator.
 """
 
@@ -64,13 +66,17 @@ def convert(
         raise ValueError("int8 quantization needs representative images "
                          "(--representative_data=<image folder>|synthetic)")
     size = image_size_of(detector)
-    model = build_serving_model(detector, input_dtype, score_maps)
+    # int8 with uint8 images: convert a float32-input graph, then make the quantized input
+    # itself uint8 with scale 1 / zero point 0 (= raw pixels): no float op before the trunk.
+    integer_input = quantization == "int8" and input_dtype == "uint8"
+    graph_dtype = "float32" if integer_input else input_dtype
+    model = build_serving_model(detector, graph_dtype, score_maps)
     with tempfile.TemporaryDirectory() as saved_model_dir:
         # Keras' own LiteRT path goes through an ExportArchive SavedModel too; we drive the
         # converter ourselves for builtin-only ops and selective int8.
         archive = keras.export.ExportArchive()
         archive.track(model)
-        spec = tf.TensorSpec([None, size, size, 3], input_dtype, name="image")
+        spec = tf.TensorSpec([None, size, size, 3], graph_dtype, name="image")
         archive.add_endpoint("serving_default", lambda image: model(image, training=False),
                              input_signature=[spec])
         archive.write_out(saved_model_dir, verbose=False)
@@ -83,7 +89,7 @@ def convert(
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantization == "int8":
-            dataset = _calibration_dataset(representative_images, size, input_dtype)
+            dataset = _calibration_dataset(representative_images, size, graph_dtype)
             converter.representative_dataset = dataset
             with warnings.catch_warnings():  # TF's calibrator still uses tf.lite.Interpreter
                 warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
@@ -100,7 +106,30 @@ def convert(
                     flatbuffer = debugger.get_nondebug_quantized_model()
         else:
             flatbuffer = converter.convert()
+    if integer_input:
+        flatbuffer = _raw_uint8_input(flatbuffer)
     check_builtin_only(flatbuffer)
+    return flatbuffer
+
+
+def _raw_uint8_input(flatbuffer: bytes) -> bytes:
+    """Turn the int8 model's float input + QUANTIZE into a uint8 input of raw pixels.
+
+    The same rewrite as the converter's ``inference_input_type=tf.uint8`` (which the
+    selective-quantization route does not apply). Calibration saw the range [0, 255]
+    (``_calibration_dataset``), so the input's scale is 1 and its zero point 0.
+    """
+    from tensorflow.lite.python import util as tflite_util  # noqa: PLC0415
+
+    flatbuffer = tflite_util.modify_model_io_type(flatbuffer, tf.uint8, tf.float32)
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    detail = Interpreter(model_content=flatbuffer).get_signature_runner(
+        "serving_default").get_input_details()["image"]
+    scale, zero_point = detail["quantization"]
+    if detail["dtype"] != np.uint8 or abs(scale - 1.0) > 1e-6 or zero_point != 0:
+        raise RuntimeError(f"int8 input quantization came out as {detail['dtype']} scale "
+                           f"{scale} zero point {zero_point}, expected uint8 1.0 / 0")
     return flatbuffer
 
 
@@ -119,12 +148,14 @@ def _calibration_dataset(images: Callable[[], Iterable[np.ndarray]], size: int, 
     def dataset():
         count = 0
         for image in images():
-            image = np.asarray(image)
+            image = np.array(image, dtype=dtype)
             if image.shape != (1, size, size, 3):
                 raise ValueError(f"representative images must be [1, {size}, {size}, 3], "
                                  f"got {image.shape}")
+            if count == 0:  # pin the input's calibrated range to exactly [0, 255]
+                image[0, 0, 0, 0], image[0, 0, 0, 1] = 0, 255
             count += 1
-            yield {"image": image.astype(dtype)}
+            yield {"image": image}
         if count == 0:
             raise ValueError("the representative dataset is empty")
 
@@ -176,6 +207,10 @@ class TFLiteRunner(Runner):
             self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
             self._runner = self.interpreter.get_signature_runner("serving_default")
             detail = self._runner.get_input_details()["image"]
+            scale, zero_point = detail["quantization"]
+            if scale not in (0.0, 1.0) or zero_point != 0:  # 0.0: not quantized
+                raise ValueError(f"input 'image' is quantized (scale {scale}, zero point "
+                                 f"{zero_point}), not raw [0, 255] pixels")
         except Exception as e:  # noqa: BLE001 (flatbuffer / allocation errors: unreadable)
             raise ValueError(f"{path} is not a readable detector .tflite ({type(e).__name__}: "
                              f"{str(e)[:300]}); re-export it with export/export.py") from None

@@ -121,8 +121,10 @@ def test_layout_and_operators(exported):
         conv_in = {np.dtype(o["operand_types"][0]).name for o in ops if o["op_name"] == "CONV_2D"}
         conv_w = {np.dtype(o["operand_types"][1]).name for o in ops if o["op_name"] == "CONV_2D"}
         softmax = {np.dtype(o["operand_types"][0]).name for o in ops if o["op_name"] == "SOFTMAX"}
-        if key == "tflite_int8":  # int8 trunk, float soft-argmax
+        if key == "tflite_int8":  # int8 trunk fed raw uint8 pixels, float soft-argmax
             assert conv_in == {"int8"} and conv_w == {"int8"} and softmax == {"float32"}
+            assert [np.dtype(t).name for t in ops[0]["operand_types"]] == ["uint8"]
+            assert "CAST" not in names
         elif key == "tflite_dynamic":
             assert "int8" in conv_w and "float32" in conv_in
     assert sizes["tflite_float16"] < 0.8 * sizes["tflite_float32"]
@@ -178,6 +180,24 @@ def test_float32_input_variant_without_score_maps(det, images, tmp_path):
         out = runner(images.astype(np.float32))
         assert set(out) == {"keypoints", "keypoints_normalized"}
         np.testing.assert_allclose(out["keypoints"], reference["keypoints"], atol=1e-3)
+
+
+def test_int8_full_integer_softargmax(det, data_dir, images, tmp_path):
+    calibration = parity.load_images(data_dir, S, 16)
+    path = tflite.export_tflite(det, str(tmp_path / "i8.tflite"), quantization="int8",
+                                representative_images=lambda: (im[None] for im in calibration),
+                                int8_softargmax=True)
+    runner = D.load_runner(path)
+    detail = runner._runner.get_input_details()["image"]
+    assert detail["dtype"] == np.uint8 and detail["quantization"] == (1.0, 0)
+    ops = runner.interpreter._get_ops_details()
+    # Integer from the input to the final DEQUANTIZE of the outputs.
+    first_float = min(i for i, o in enumerate(ops) if o["op_name"] == "DEQUANTIZE")
+    assert {np.dtype(t).name for o in ops[:first_float] for t in o["operand_types"]} <= {
+        "uint8", "int8", "int32"}
+    assert "SOFTMAX" in [o["op_name"] for o in ops[:first_float]]
+    (row,) = parity.compare(D.KerasRunner("keras", detector=det), {"tflite_int8": runner}, images)
+    assert 0 < row.mean_px < 1.0, row
 
 
 SUBPROCESS_LOAD = r"""
