@@ -30,10 +30,10 @@ import tensorflow as tf
 # Parameter ranges: name -> (size, low, high); every value is uniform in [low, high].
 # Lengths are fractions of the head half-width ``rx`` or half-height ``ry`` as named.
 IDENTITY_RANGES: dict[str, tuple[int, float, float]] = {
-    "head_rx": (1, 0.42, 0.52),  # head half-width, normalised units at scale 1
-    "head_aspect": (1, 1.15, 1.35),  # ry / rx
+    "head_rx": (1, 0.46, 0.56),  # head half-width, normalised units at scale 1
+    "head_aspect": (1, 1.15, 1.30),  # ry / rx
     "jaw_taper": (1, 0.0, 0.25),  # how much narrower the chin is than the brow
-    "eye_dx": (1, 0.36, 0.46),  # |x| of each eye centre, x rx
+    "eye_dx": (1, 0.38, 0.48),  # |x| of each eye centre, x rx
     "eye_y": (1, -0.22, -0.06),  # y of the eye centres, x ry
     "eye_rx": (1, 0.20, 0.26),  # eye-white half-width, x rx
     "eye_aspect": (1, 0.55, 0.75),  # eye-white half-height / half-width
@@ -54,7 +54,7 @@ IDENTITY_RANGES: dict[str, tuple[int, float, float]] = {
     "hair_line": (1, 0.45, 0.70),  # hairline height at the centre, x ry (upwards)
     "hair_side": (1, 0.5, 1.1),  # how far the hair comes down the sides
     "hair_tilt": (1, -0.3, 0.3),  # slant of the hairline (a side parting)
-    "hair_volume": (1, 1.03, 1.12),  # hair outline / head outline
+    "hair_volume": (1, 1.03, 1.10),  # hair outline / head outline
     "skin_tone": (1, 0.0, 1.0),  # dark -> light skin
     "skin_jitter": (3, -15.0, 15.0),
     "hair_tone": (1, 0.0, 1.0),  # black -> blond hair
@@ -90,7 +90,7 @@ IDENTITY_FLAGS: dict[str, tuple[int, float]] = {
 POSE_RANGES: dict[str, tuple[int, float, float]] = {
     "rotation": (1, -math.radians(20.0), math.radians(20.0)),  # theta, radians
     "scale": (1, 0.85, 1.10),
-    "translation": (2, -0.10, 0.10),  # (x, y) head centre, normalised units
+    "translation": (2, -0.08, 0.08),  # (x, y) head centre, normalised units
     "yaw": (1, -math.radians(25.0), math.radians(25.0)),
     "mouth_open": (1, -0.6, 1.0),  # clipped at 0 below: ~37 % of mouths closed
     "smile": (1, -0.3, 1.0),  # corner lift, x mouth half-width x SMILE_LIFT

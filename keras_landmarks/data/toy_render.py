@@ -107,7 +107,12 @@ def render_faces(identity, pose, image_size: int, jit_compile: bool = True):
                          "build them with sample_identity / sample_pose")
     identity = {k: tf.convert_to_tensor(identity[k], tf.float32) for k in identity}
     pose = {k: tf.convert_to_tensor(pose[k], tf.float32) for k in pose}
-    return (_render_xla if jit_compile else _render_graph)(identity, pose, int(image_size))
+    if jit_compile:
+        return _render_xla(identity, pose, int(image_size))
+    # Eagerly, op by op beats tracing a ~600-op graph for one call; inside tf.data or a
+    # tf.function, one cached trace serves every dataset.
+    render = _render if tf.executing_eagerly() else _render_graph
+    return render(identity, pose, int(image_size))
 
 
 def _render(identity, pose, size: int):
