@@ -44,11 +44,12 @@ def export_saved_model(
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
     size = image_size_of(detector)
+    # No archive.track(model): the endpoints' variables are tracked automatically, and
+    # track() stores every weight a second time (9.3 MB instead of 4.7 MB at 128/32/10).
     archive = keras.export.ExportArchive()
     # The default dtype first: ExportArchive aliases the first endpoint as serving_default.
     for dtype in sorted(INPUT_DTYPES, key=lambda d: d != input_dtype):
         model = build_serving_model(detector, dtype, score_maps)
-        archive.track(model)
         spec = tf.TensorSpec([None, size, size, 3], dtype, name="image")
         archive.add_endpoint(f"serving_{dtype}", _named_call(model), input_signature=[spec])
     with atomic_path(path, overwrite=overwrite) as tmp:

@@ -75,7 +75,6 @@ def convert(
         # Keras' own LiteRT path goes through an ExportArchive SavedModel too; we drive the
         # converter ourselves for builtin-only ops and selective int8.
         archive = keras.export.ExportArchive()
-        archive.track(model)
         spec = tf.TensorSpec([None, size, size, 3], graph_dtype, name="image")
         archive.add_endpoint("serving_default", lambda image: model(image, training=False),
                              input_signature=[spec])

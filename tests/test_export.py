@@ -102,11 +102,14 @@ def test_keras_contract_matches_numpy_reference(det, images):
     assert out["keypoints"].std(axis=0).mean() > 2.0
 
 
-def test_layout_and_operators(exported):
+def test_layout_and_operators(det, exported):
     out, manifest = exported
     version_dir = os.path.join(out, "saved_model", "detector", "1")
     assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
     assert os.path.isfile(os.path.join(version_dir, "variables", "variables.index"))
+    weight_bytes = sum(w.size * 4 for w in det.get_weights())  # every weight stored once
+    data = glob.glob(os.path.join(version_dir, "variables", "variables.data-*"))
+    assert weight_bytes <= sum(map(os.path.getsize, data)) < 1.2 * weight_bytes + 4096
     assert set(manifest["files"]) == {"saved_model", "onnx", "tflite_float32",
                                       "tflite_float16", "tflite_dynamic", "tflite_int8"}
     assert not glob.glob(os.path.join(os.path.dirname(out), ".out.tmp-*"))
