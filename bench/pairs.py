@@ -75,14 +75,24 @@ def _as_float(ex):
     return tf.cast(ex["image"], tf.float32)
 
 
-def remap_warp_pairs(images, seed) -> dict:
-    """``tps.warp_pairs`` (default warps) with the bilinear sampling done by ``cv2.remap``."""
+def remap_warp_pairs(images, seed, coarse: int = 0) -> dict:
+    """``tps.warp_pairs`` (default warps) with the bilinear sampling done by ``cv2.remap``.
+
+    ``coarse > 0``: evaluate the spline on a ``coarse x coarse`` grid and upsample it
+    bilinearly (corner-aligned, like the ``linspace(-1, 1)`` grid). Measured at 128 px:
+    33 -> max 0.08 px, mean 0.01 px from the full-resolution grid (source warp).
+    """
     images = tf.cast(images, tf.float32)
     size = images.shape[1]
     seeds = tf.random.experimental.stateless_split(tf.convert_to_tensor(seed), 2)
     batch = tf.shape(images)[0]
-    grids = [tps.tps_warp_grid(*tps.random_tps_params(seeds[k], batch, params), size, size)
-             for k, params in enumerate((TARGET_WARP, SOURCE_WARP))]
+    grids = []
+    for k, params in enumerate((TARGET_WARP, SOURCE_WARP)):
+        n = coarse or size
+        grid = tps.tps_warp_grid(*tps.random_tps_params(seeds[k], batch, params), n, n)
+        if coarse:
+            grid = tf.compat.v1.image.resize(grid, [size, size], method="bilinear", align_corners=True)
+        grids.append(grid)
     mask = tps.border_mask(size, size)
 
     def sample(imgs, grid_t, grid_s):
@@ -104,25 +114,28 @@ def remap_warp_pairs(images, seed) -> dict:
 
 
 def warp_only(image_size: int, batch_size: int, seed: int, warp=tps.warp_pairs) -> tf.data.Dataset:
+    """One constant random batch, warped afresh every step (seed ``[seed, step]``)."""
     images = tf.random.stateless_uniform([batch_size, image_size, image_size, 3], [seed, 0], 0, 255)
     ds = tf.data.Dataset.from_tensors(images).repeat().enumerate()
     ds = ds.map(lambda i, x: warp(x, folders.batch_seed(seed, i)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def check_remap(image_size: int) -> None:
-    images = tf.random.stateless_uniform([4, image_size, image_size, 3], [1, 2], 0, 255)
-    ref, new = tps.warp_pairs(images, [3, 4]), remap_warp_pairs(images, [3, 4])
-    diff = max(float(tf.reduce_max(tf.abs(ref[k] - new[k]))) for k in ref)
-    print(f"cv2.remap vs tps.warp_pairs: max |difference| = {diff:.2g} (pixel values 0..255)")
+def check_remap(image_size: int, coarse: int) -> None:
+    low = tf.random.stateless_uniform([4, 8, 8, 3], [1, 2], 0, 255)  # smooth, like photos
+    images = tf.image.resize(low, [image_size, image_size], method="bicubic")
+    ref, new = tps.warp_pairs(images, [3, 4]), remap_warp_pairs(images, [3, 4], coarse)
+    diff = [tf.abs(ref[k] - new[k]) for k in ("image", "future_image")]
+    print(f"cv2.remap vs tps.warp_pairs: |difference| max {max(float(tf.reduce_max(d)) for d in diff):.2g}, "
+          f"mean {np.mean([float(tf.reduce_mean(d)) for d in diff]):.2g} (pixel values 0..255)")
 
 
 def build(args) -> tf.data.Dataset:
     size, batch, seed = args.image_size, args.batch_size, args.seed
     if args.source in ("remap_only", "jpeg_remap"):
-        check_remap(size)
+        check_remap(size, args.coarse_grid)
     if args.source == "remap_only":
-        return warp_only(size, batch, seed, remap_warp_pairs)
+        return warp_only(size, batch, seed, lambda x, s: remap_warp_pairs(x, s, args.coarse_grid))
     if args.source in ("jpeg_folder", "decode_only", "jpeg_remap"):
         data_dir = args.data_dir or write_jpegs(
             f"/tmp/keras_landmarks_bench_jpegs_{args.file_size}", args.num_files, args.file_size)
@@ -131,7 +144,8 @@ def build(args) -> tf.data.Dataset:
             return decode_only(data_dir, size, batch, seed)
         if args.source == "jpeg_remap":
             ds = decode_only(data_dir, size, batch, seed).enumerate()
-            ds = ds.map(lambda i, x: remap_warp_pairs(x, folders.batch_seed(seed, i)), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda i, x: remap_warp_pairs(x, folders.batch_seed(seed, i), args.coarse_grid),
+                        num_parallel_calls=tf.data.AUTOTUNE)
             return ds.prefetch(tf.data.AUTOTUNE)
         return folders.image_folder_pairs(data_dir, size, batch, seed, deterministic=not args.nondeterministic)
     if args.source == "warp_only":
@@ -175,6 +189,7 @@ def main(argv=None) -> float:
     p.add_argument("--file_size", type=int, default=128, help="side of the generated JPEGs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nondeterministic", action="store_true", help="deterministic=False in the maps")
+    p.add_argument("--coarse_grid", type=int, default=0, help="remap sources: spline grid side (0 = full)")
     p.add_argument("--threads", type=int, default=0, help="tf.data private threadpool size (0 = default)")
     args = p.parse_args(argv)
     ds = build(args)
