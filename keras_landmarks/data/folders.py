@@ -106,9 +106,9 @@ def image_folder_pairs(
     """Endless TPS training pairs from an image folder (module docstring).
 
     Args:
-      data_dir: root folder, searched recursively.
+      data_dir: root folder, searched recursively (symlinked folders are not followed).
       deterministic: keep element order fixed (reproducible batches); False lets a slow
-        file be overtaken (BUILD.md has the measured difference).
+        (e.g. huge) file be overtaken by the next ones, at the cost of reproducibility.
       stats: a ``DecodeStats`` to record skipped files in; by default a new one, reachable
         as ``dataset.decode_stats``.
     Returns:
@@ -122,7 +122,8 @@ def image_folder_pairs(
         raise ValueError(f"image folder {data_dir!r} has no {'/'.join(IMAGE_EXTENSIONS)} files")
     order = np.random.default_rng(seed).permutation(len(paths))
     _check_decodable([paths[i] for i in order], image_size, f"image folder {data_dir!r}")
-    stats = stats or DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(paths))
+    if stats is None:
+        stats = DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(paths))
 
     def decode(path):
         return tf_load_crop_resize(path, image_size, stats)
@@ -234,7 +235,8 @@ def annotated_folder(
     files, landmarks, _ = read_landmarks_csv(csv_path, points, split)
     paths = [os.path.join(data_dir, f) for f in files]
     present = np.array([os.path.isfile(p) for p in paths], bool)
-    stats = stats or DecodeStats(f"annotated {csv_path}", files_per_epoch=int(present.sum()))
+    if stats is None:
+        stats = DecodeStats(f"annotated {csv_path}", files_per_epoch=int(present.sum()))
     for p, ok in zip(paths, present):
         if not ok:
             stats.skip(p, "missing file")
