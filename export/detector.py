@@ -185,7 +185,33 @@ def load_keras_detector(path: str) -> keras.Model:
         raise ValueError(f"{file} holds {type(model).__name__} {model.name!r}, not a "
                          "LandmarkModel or a detector with a 'keypoints' output")
     image_size_of(detector)
-    return detector
+    return float32_detector(detector)
+
+
+def float32_detector(detector: keras.Model) -> keras.Model:
+    """``detector`` itself if it computes in float32, else a float32 copy (same weights).
+
+    A model trained with ``mixed_float16`` / ``mixed_bfloat16`` keeps those dtype policies
+    in its ``.keras`` file; every export format is float32 (TFLite / ONNX quantize from
+    float32), so the copy is rebuilt from the config with float32 policies.
+    """
+    layers = detector._flatten_layers(include_self=False)
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in layers):
+        return detector
+    copy = detector.__class__.from_config(_float32_policies(detector.get_config()))
+    copy.set_weights(detector.get_weights())
+    return copy
+
+
+def _float32_policies(config):
+    """``config`` with every serialized ``DTypePolicy`` replaced by ``"float32"``."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy":
+            return {**config, "config": {**config.get("config", {}), "name": "float32"}}
+        return {k: _float32_policies(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(v) for v in config]
+    return config
 
 
 class KerasRunner(Runner):

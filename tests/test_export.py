@@ -269,6 +269,22 @@ def test_missing_and_corrupt_models(tmp_path, det):
         D.load_keras_detector(str(tmp_path / "other.keras"))
 
 
+def test_mixed_precision_checkpoint_exports_float32(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = make_detector()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    mixed.save(tmp_path / "mixed.keras")
+    det = D.load_keras_detector(str(tmp_path / "mixed.keras"))
+    assert {layer.dtype_policy.name for layer in det._flatten_layers()} == {"float32"}
+    x = np.random.default_rng(0).uniform(0, 255, (4, S, S, 3)).astype(np.float32)
+    # float16 activations vs float32: agree to float16 precision.
+    np.testing.assert_allclose(det(x)["keypoints"], mixed(x)["keypoints"], atol=0.02)
+    out = D.KerasRunner("f32", detector=det)(x.astype(np.uint8))
+    assert out["keypoints"].dtype == np.float32
+
+
 def test_existing_output_refused_then_overwritten(det, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
