@@ -110,6 +110,7 @@ def test_layout_and_operators(det, exported):
     weight_bytes = sum(w.size * 4 for w in det.get_weights())  # every weight stored once
     data = glob.glob(os.path.join(version_dir, "variables", "variables.data-*"))
     assert weight_bytes <= sum(map(os.path.getsize, data)) < 1.2 * weight_bytes + 4096
+    assert (manifest["image_size"], manifest["num_landmarks"]) == (S, K)
     assert set(manifest["files"]) == {"saved_model", "onnx", "tflite_float32",
                                       "tflite_float16", "tflite_dynamic", "tflite_int8"}
     assert not glob.glob(os.path.join(os.path.dirname(out), ".out.tmp-*"))
