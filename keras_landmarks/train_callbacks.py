@@ -1,0 +1,335 @@
+"""Keras callbacks of a training run: resumable checkpoints, NaN guard, progress, summaries.
+
+The *step* everywhere is the optimizer's ``iterations`` (updates applied so far), so a
+resumed run, a notebook ``fit`` and TensorBoard count the same way. ``make_callbacks`` in
+``keras_landmarks.training`` assembles these; they are public so a notebook can mix them
+into its own ``model.fit``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_landmarks import geometry
+
+MODEL_FILE = "model.keras"
+
+
+def current_step(model) -> int:
+    """Updates applied so far: ``model.optimizer.iterations`` as a Python int."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+class ResumableCheckpoint(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore`` made atomic, plus ``model.keras`` and a NaN guard.
+
+    * Restore (``on_train_begin`` or an explicit ``restore()`` before ``fit``): Keras'
+      own logic: weights, the optimizer (step counter, Adam moments) and the model's
+      non-trainable ``alpha`` from ``<backup_dir>/latest.weights.h5``.
+    * At each epoch end (``fit(steps_per_epoch=save_every)``): check the loss and every
+      weight is finite, write ``<logdir>/model.keras`` (chief only), then the backup;
+      both go to a temporary file first and are moved in with ``os.replace``, so a
+      ``kill -9`` at any moment leaves the previous complete files.
+    * Keras' own integer ``save_freq`` is not used: it saves mid-epoch but resumes at the
+      start of the saved epoch (the batch is ignored), and its writes are not atomic.
+    * A non-finite loss raises ``FloatingPointError`` naming the step at once (nothing is
+      written, so the last good ``model.keras`` and backup stay); the backup is kept at
+      the end of training, so rerunning a finished command does nothing.
+
+    Args:
+      logdir: where ``model.keras`` goes.
+      backup_dir: this worker's backup folder (one per worker in multi-worker runs).
+      chief: whether this worker writes ``model.keras``.
+    """
+
+    def __init__(self, logdir: str, backup_dir: str, chief: bool = True):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+        self.logdir, self.chief = logdir, chief
+        self.model_path = os.path.join(logdir, MODEL_FILE)
+        self.restored_from: int | None = None  # the step after restore()
+        self.restored = False  # whether a backup was loaded
+
+    def restore(self, model) -> int:
+        """Load the backup into ``model`` (built, compiled) if there is one; return the step."""
+        self.set_model(model)
+        if self.restored_from is None:
+            self.restored = os.path.exists(os.path.join(self.backup_dir, "latest.weights.h5"))
+            super().on_train_begin()
+            self.restored_from = current_step(model)
+        return self.restored_from
+
+    def on_train_begin(self, logs=None):
+        self.restore(self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self._fail(f"the loss became {loss} at step {current_step(self.model)}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = [w.path for w in self.model.weights
+               if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+        if bad:
+            self._fail(f"non-finite weights after step {current_step(self.model)} "
+                       f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
+        if self.chief:
+            tmp = os.path.join(self.logdir, "model.tmp.keras")
+            self.model.save(tmp)
+            os.replace(tmp, self.model_path)
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = os.path.join(self.backup_dir, "latest.weights.h5")
+        tmp = os.path.join(self.backup_dir, "latest.tmp.weights.h5")
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, weights)
+        # Keras reads "epoch" (first epoch of a resumed fit); the step comes back with the
+        # optimizer's iterations and is repeated here for readers that build no model.
+        _write_json(os.path.join(self.backup_dir, "training_metadata.json"),
+                    {"epoch": epoch + 1, "batch": 0, "step": current_step(self.model)})
+
+    def on_train_end(self, logs=None):
+        pass  # keep the backup: rerunning a finished run then resumes at its last step
+
+    def _fail(self, what: str):
+        saved = (f"the last good model is {self.model_path}" if os.path.exists(self.model_path)
+                 else "no model was saved yet")
+        raise FloatingPointError(
+            f"Training stopped: {what}. Nothing was written after the last save: {saved}, and "
+            f"rerunning the same command resumes from {self.backup_dir}. Lower --learning_rate "
+            "or check the data for broken images (NaN/inf pixels).")
+
+
+class StepLimit(keras.callbacks.Callback):
+    """Stop ``fit`` as soon as the optimizer has made ``steps`` updates."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if current_step(self.model) >= self.steps:
+            self.model.stop_training = True
+
+
+class Progress(keras.callbacks.Callback):
+    """One progress bar over the whole run, ``step/total``, rate, ETA and the loss.
+
+    In a terminal the line is redrawn in place (at most 10 times a second); in a log
+    file or CI (not a TTY, or ``tty=False``) a new line is printed every 5 % of the run or
+    every minute.
+    """
+
+    def __init__(self, steps: int, stream=None, width: int = 24, tty: bool | None = None):
+        super().__init__()
+        self.steps, self.width = steps, width
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.last_logs: dict = {}
+
+    def on_train_begin(self, logs=None):
+        self.start = self.step = current_step(self.model)
+        self.t0 = self.t_rate = time.monotonic()
+        self.step_rate = self.start
+        self.last_print, self.last_printed_step = 0.0, self.start
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step, self.last_logs = current_step(self.model), dict(logs or {})
+        now = time.monotonic()
+        if self.step == self.start + 1:  # the first step traces the graph: don't count it
+            self.t_rate, self.step_rate = now, self.step
+        if self.tty:
+            due = now - self.last_print >= 0.1
+        else:
+            due = (self.step - self.last_printed_step >= max(1, self.steps // 20)
+                   or now - self.last_print >= 60)
+        if due or self.step >= self.steps:
+            self._print(now)
+
+    def on_train_end(self, logs=None):
+        if self.step != self.last_printed_step:
+            self._print(time.monotonic())
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _print(self, now: float):
+        frac = min(1.0, self.step / max(1, self.steps))
+        filled = int(round(frac * self.width))
+        bar = "=" * max(0, filled - 1) + (">" if 0 < filled < self.width else "=" * (filled > 0))
+        done = self.step - self.step_rate
+        rate = done / (now - self.t_rate) if done > 0 and now > self.t_rate else 0.0
+        eta = format_seconds((self.steps - self.step) / rate) if rate else "?"
+        loss = self.last_logs.get("loss")
+        line = (f"step {self.step:>{len(str(self.steps))}}/{self.steps} "
+                f"[{bar:<{self.width}}] {100 * frac:3.0f}% | {rate:.2f} step/s | ETA {eta}"
+                + (f" | loss {loss:.4g}" if loss is not None else ""))
+        self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        self.stream.flush()
+        self.last_print, self.last_printed_step = now, self.step
+
+
+class Summaries(keras.callbacks.Callback):
+    """TensorBoard scalars every ``summary_every`` steps, images every ``image_every``.
+
+    Scalars: ``loss/total`` and ``loss/<layer>`` (means over the steps since the previous
+    summary; each term is ``loss_scale * e_l / alpha_l``), ``alpha/<layer>``
+    and ``learning_rate``. Images: ``pairs``, one row per example of a fixed batch:
+    source | target | reconstruction | target with the detected landmarks.
+
+    Args:
+      logdir: the event files' folder (``<run logdir>/tensorboard``).
+      sample_fn: returns a data-contract batch (called once, at the first image).
+    """
+
+    def __init__(self, logdir: str, summary_every: int, image_every: int, sample_fn=None,
+                 max_images: int = 4):
+        super().__init__()
+        self.logdir, self.summary_every, self.image_every = logdir, summary_every, image_every
+        self.sample_fn, self.max_images = sample_fn, max_images
+        self._sample, self._writer = None, None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf  # noqa: PLC0415  (summaries are TF's file format)
+
+        self._writer = tf.summary.create_file_writer(self.logdir)
+        self._last_step = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._sums, self._count = {}, 0  # the model's trackers restart every epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step, logs = current_step(self.model), logs or {}
+        if step == self._last_step:
+            return  # no update (a float16 loss-scaling skip): nothing new to log
+        count = batch + 1
+        if step % self.summary_every == 0:
+            with self._writer.as_default(step=step):
+                for key, mean in logs.items():
+                    total = mean * count
+                    window = (total - self._sums.get(key, 0.0)) / max(1, count - self._count)
+                    self._sums[key] = total
+                    name = "total" if key == "loss" else key.removeprefix("loss_")
+                    write_scalar(f"loss/{name}", window, step)
+                self._count = count
+                alpha = keras.ops.convert_to_numpy(self.model.alpha)
+                for name, value in zip(self.model.loss_layers, alpha):
+                    write_scalar(f"alpha/{name}", float(value), step)
+                lr = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+                write_scalar("learning_rate", float(lr), step)
+        if self.sample_fn is not None and step % self.image_every == 0:
+            self.write_images(step)
+        self._last_step = step
+
+    def write_images(self, step: int):
+        if self._sample is None:
+            batch = self.sample_fn()
+            self._sample = {k: v[: self.max_images] for k, v in batch.items()
+                            if k in ("image", "future_image")}
+        out = self.model(self._sample, training=False)
+        grid = image_grid(self._sample["image"], self._sample["future_image"],
+                          out["reconstruction"], out["keypoints"])
+        with self._writer.as_default(step=step):
+            write_image("pairs", grid, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        step = self._last_step
+        if self.sample_fn is not None and step is not None and step % self.image_every:
+            self.write_images(step)  # the final state, when it fell between image steps
+        self._writer.flush()
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar (the ``scalars`` plugin's format) to the default writer.
+
+    Written with ``tf.summary.write`` so it needs no ``tensorboard`` package (TF >= 2.16
+    does not install it); ``pip install tensorboard`` only to *view* the logs.
+    """
+    import tensorflow as tf  # noqa: PLC0415
+
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step,
+                     metadata=_plugin_metadata("scalars", "DATA_CLASS_SCALAR"))
+
+
+def write_image(tag: str, image: np.ndarray, step: int) -> None:
+    """A TensorBoard image (``images`` plugin: ``[width, height, png]`` strings), ``[H, W, 3]`` uint8."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    h, w = image.shape[:2]
+    tensor = tf.stack([tf.as_string(w), tf.as_string(h), tf.io.encode_png(image)])
+    tf.summary.write(tag, tensor, step=step,
+                     metadata=_plugin_metadata("images", "DATA_CLASS_BLOB_SEQUENCE"))
+
+
+def _plugin_metadata(plugin: str, data_class: str):
+    from tensorflow.core.framework import summary_pb2  # noqa: PLC0415
+
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin),
+        data_class=getattr(summary_pb2, data_class))
+
+
+def image_grid(source, target, reconstruction, keypoints) -> np.ndarray:
+    """``[B*S, 4*S, 3]`` uint8: per row source | target | reconstruction | target + landmarks.
+
+    Args:
+      source, target, reconstruction: ``[B, S, S, 3]`` RGB ``[0, 255]`` (clipped).
+      keypoints: ``[B, K, 2]`` ``(x, y)`` normalised ``[-1, 1]`` of ``target``.
+    """
+    def u8(x):
+        return np.clip(np.rint(keras.ops.convert_to_numpy(x)), 0, 255).astype(np.uint8)
+
+    target = u8(target)
+    drawn = draw_keypoints(target, keras.ops.convert_to_numpy(keypoints))
+    rows = np.concatenate([u8(source), target, u8(reconstruction), drawn], axis=2)
+    return rows.reshape(-1, *rows.shape[2:])
+
+
+def draw_keypoints(images: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Copy of ``images`` ``[B, H, W, 3]`` uint8 with filled dots at the keypoints.
+
+    ``keypoints``: ``[B, K, 2]`` ``(x, y)`` normalised ``[-1, 1]`` (pixel-centre convention,
+    ``geometry.normalized_to_pixels``). Landmark ``k`` gets the ``k``-th of K hues, so a
+    landmark keeps its colour across images; dots are centred to 1/16 pixel.
+    """
+    import cv2  # noqa: PLC0415
+
+    out = np.ascontiguousarray(images, dtype=np.uint8).copy()
+    h, w = out.shape[1:3]
+    pixels = keras.ops.convert_to_numpy(
+        geometry.normalized_to_pixels(keras.ops.convert_to_tensor(keypoints, "float32"), (h, w)))
+    k = pixels.shape[1]
+    hues = np.uint8([[[int(180 * i / k), 255, 255] for i in range(k)]])
+    colors = cv2.cvtColor(hues, cv2.COLOR_HSV2RGB)[0]
+    radius = max(1, min(h, w) // 40)
+    for b in range(out.shape[0]):
+        for i, (x, y) in enumerate(pixels[b]):
+            if np.isfinite(x) and np.isfinite(y):
+                center = (int(round(x * 16)), int(round(y * 16)))
+                cv2.circle(out[b], center, radius * 16, tuple(int(c) for c in colors[i]), -1,
+                           cv2.LINE_AA, shift=4)
+    return out
+
+
+def format_seconds(seconds: float) -> str:
+    """``3725.2`` -> ``"1:02:05"``; days are shown as ``"2d 03:00:00"``."""
+    seconds = int(round(seconds))
+    days, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{days}d {h:02d}:{m:02d}:{s:02d}" if days else f"{h}:{m:02d}:{s:02d}")
+
+
+def _write_json(path: str, value) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f)
+    os.replace(tmp, path)

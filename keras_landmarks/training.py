@@ -1,0 +1,362 @@
+"""Training: optimizer, distribution strategy, callbacks and the resumable ``train`` run.
+
+``trainers/train.py`` is a thin flag parser around ``train``. A notebook can call ``train``
+directly, or ``build_model`` + ``make_callbacks`` + its own ``model.fit``: the model owns
+the training step (loss, EMA alpha, global-norm clipping), the callbacks own checkpoints,
+resume, the NaN guard and TensorBoard, so both paths run the same code.
+
+A logdir holds::
+
+    config.json    {"config": LandmarkConfig fields, "run": the run's flags}   (chief)
+    model.keras    latest full model (weights, alpha, optimizer), replaced atomically (chief)
+    backup/        resume state (keras BackupAndRestore); backup/<task>/ for other workers
+    tensorboard/   scalars and images (chief)
+
+Steps are optimizer updates. ``fit`` runs epochs of ``save_every`` steps; every epoch end
+saves, and a run killed at any moment resumes from the last save (same command).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from keras_landmarks import data
+from keras_landmarks.config import LandmarkConfig
+from keras_landmarks.model import LandmarkModel
+from keras_landmarks.train_callbacks import (MODEL_FILE, Progress, ResumableCheckpoint,
+                                             StepLimit, Summaries, format_seconds)
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
+CONFIG_FILE = "config.json"
+SKIP_ALLOWANCE = 1000  # batches a run may spend beyond its steps (skipped float16 updates)
+
+
+class TrainingSetupError(ValueError):
+    """A run could not start: bad settings, missing data or weights. The message says what to do."""
+
+
+def make_optimizer(cfg: LandmarkConfig) -> keras.optimizers.Adam:
+    """Adam with ``lr * rate ** floor(step / decay_steps)`` (official 1e-3, x0.95 per 100k).
+
+    No ``clipnorm``: ``LandmarkModel`` clips each variable's *all-reduced* gradient at
+    ``cfg.clipnorm`` itself (Keras would clip every replica's share separately).
+    """
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        cfg.learning_rate, cfg.lr_decay_steps, cfg.lr_decay_rate, staircase=True)
+    return keras.optimizers.Adam(schedule)
+
+
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """``tf.distribute`` strategy by name (one of ``STRATEGIES``).
+
+    ``auto``: ``MirroredStrategy`` over all GPUs when there are several, else the default
+    (no-op) strategy. ``one_device``: the first GPU, or the CPU. ``mirrored``: all local
+    GPUs (the CPU when there is none). ``multi_worker``: ``MultiWorkerMirroredStrategy``
+    from the ``TF_CONFIG`` environment variable; create it before anything else touches
+    TensorFlow. ``tpu``: ``TPUStrategy`` (Colab/Cloud TPU; ``TPU_NAME`` or the local TPU
+    VM); not exercised by the tests here (no TPU).
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError(
+                "strategy 'multi_worker' reads the cluster from the TF_CONFIG environment "
+                "variable, which is not set; on each worker set e.g. TF_CONFIG='{\"cluster\": "
+                "{\"worker\": [\"host1:12345\", \"host2:12345\"]}, \"task\": {\"type\": \"worker\", "
+                "\"index\": 0}}' (index 1 on the second host)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        tpu = os.environ.get("TPU_NAME") or ("" if "COLAB_TPU_ADDR" in os.environ else "local")
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored" or len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_model(cfg: LandmarkConfig, *, strategy: tf.distribute.Strategy | None = None,
+                mixed_precision: str | None = None, jit_compile: bool = False) -> LandmarkModel:
+    """A compiled ``LandmarkModel`` with its variables and optimizer state created.
+
+    Built under ``strategy``'s scope (default: the current one); ``mixed_precision`` is a
+    Keras dtype policy (``"mixed_float16"`` wraps the optimizer for loss scaling) used for
+    this model only; the global policy is restored afterwards.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    previous = keras.mixed_precision.global_policy()
+    if mixed_precision not in (None, "none", "float32"):
+        keras.mixed_precision.set_global_policy(mixed_precision)
+    try:
+        with strategy.scope():
+            model = LandmarkModel(cfg)
+            model.compile(optimizer=make_optimizer(cfg), jit_compile=jit_compile)
+            blank = tf.zeros([1, cfg.image_size, cfg.image_size, 3])
+            model({"image": blank, "future_image": blank})
+            model.optimizer.build(model.trainable_variables)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return model
+
+
+def make_callbacks(model: LandmarkModel, *, logdir: str, steps: int, summary_every: int = 100,
+                   image_every: int = 1000, sample_fn=None, chief: bool = True,
+                   backup_dir: str | None = None, verbose: int = 1) -> list:
+    """Callbacks of a run; use with ``fit(steps_per_epoch=save_every)``.
+
+    The first is the ``ResumableCheckpoint`` (restore, NaN guard, ``model.keras`` and the
+    backup at every epoch end); then a stop at ``steps`` updates, TensorBoard summaries
+    and a progress bar (``verbose`` 1: redrawn in a terminal, 2: one line per 5 %).
+    ``sample_fn() -> batch`` feeds the image summaries (none when ``None``).
+    """
+    ckpt = ResumableCheckpoint(logdir, backup_dir or os.path.join(logdir, "backup"), chief)
+    callbacks = [ckpt, StepLimit(steps)]
+    if chief:
+        callbacks.append(Summaries(os.path.join(logdir, "tensorboard"), summary_every,
+                                   image_every, sample_fn))
+        if verbose:
+            callbacks.append(Progress(steps, tty=None if verbose == 1 else False))
+    return callbacks
+
+
+def data_seed(seed: int, start_step: int, pipeline: int = 0) -> int:
+    """Seed of the data stream of a run segment starting at ``start_step`` on input pipeline
+    ``pipeline``: ``seed`` itself for a fresh single-pipeline run, else a hash of the three,
+    so a resumed run or another worker never repeats the batches already seen."""
+    if start_step == 0 and pipeline == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}/{start_step}/{pipeline}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def load_config(logdir: str) -> LandmarkConfig:
+    """The ``LandmarkConfig`` a run stored in ``<logdir>/config.json``."""
+    with open(os.path.join(logdir, CONFIG_FILE)) as f:
+        return LandmarkConfig.from_dict(json.load(f)["config"])
+
+
+def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: int, logdir: str,
+          strategy: str | tf.distribute.Strategy = "auto", mixed_precision: str | None = None,
+          jit_compile: bool = False, save_every: int = 1000, summary_every: int = 100,
+          image_every: int | None = None, verbose: int = 1,
+          data_kwargs: dict | None = None) -> LandmarkModel:
+    """Train (or resume) a ``LandmarkModel`` for ``steps`` optimizer updates.
+
+    Args:
+      cfg: the model, loss and optimiser settings; ``cfg.batch_size`` is the global batch
+        (split over replicas), ``cfg.seed`` seeds initialisation and data.
+      dataset: a source of ``keras_landmarks.data.TRAINING_SOURCES``, or a function
+        ``(batch_size, seed) -> tf.data.Dataset`` following the data contract.
+      data_dir, data_kwargs: passed to ``data.training_pairs`` (warps default to cfg's).
+      steps: total updates; a resumed run continues to this count.
+      strategy: a name of ``STRATEGIES`` or a ``tf.distribute.Strategy``.
+      mixed_precision: ``None``/``"none"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
+      save_every, summary_every, image_every: steps between saves, scalar summaries and
+        image summaries (default ``save_every``).
+    Returns:
+      the trained model (also in ``<logdir>/model.keras``).
+    Raises:
+      TrainingSetupError: bad settings, missing data or VGG weights (before any training).
+      FloatingPointError: the loss or the weights became NaN/inf (names the step).
+    """
+    t0 = time.monotonic()
+    image_every = image_every or save_every
+    try:
+        for name, value in (("steps", steps), ("save_every", save_every),
+                            ("summary_every", summary_every), ("image_every", image_every)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if mixed_precision not in (None, "float32", *PRECISIONS):
+            raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}")
+        strat = make_strategy(strategy) if isinstance(strategy, str) else strategy
+        chief, task = strat.extended.should_checkpoint, _task_name(strat)
+        backup_dir = os.path.join(logdir, "backup", *([] if chief else [task]))
+        _check_resumable(logdir, cfg)
+        replicas = strat.num_replicas_in_sync
+        if cfg.batch_size % replicas:
+            raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the "
+                             f"{replicas} replicas of the strategy")
+        planned = _backup_state(backup_dir)
+        keras.utils.set_random_seed(cfg.seed)  # before the data: tf.data seeds use it too
+        make_pairs = _pairs_maker(dataset, data_dir, cfg, data_kwargs)
+        train_data = _training_data(strat, make_pairs, cfg, planned["step"])
+        model = build_model(cfg, strategy=strat, mixed_precision=mixed_precision,
+                            jit_compile=jit_compile)
+    except (ValueError, OSError) as err:
+        raise TrainingSetupError(str(err)) from err
+
+    os.makedirs(logdir, exist_ok=True)
+    callbacks = make_callbacks(model, logdir=logdir, steps=steps, summary_every=summary_every,
+                               image_every=image_every, chief=chief, backup_dir=backup_dir,
+                               verbose=verbose,
+                               sample_fn=lambda: _first_batch(make_pairs, cfg))
+    start = callbacks[0].restore(model)
+    run = {"dataset": dataset if isinstance(dataset, str) else getattr(dataset, "__name__", "custom"),
+           "data_dir": data_dir, "steps": steps, "strategy": strategy if isinstance(strategy, str)
+           else type(strategy).__name__, "mixed_precision": mixed_precision or "none",
+           "jit_compile": jit_compile, "save_every": save_every, "summary_every": summary_every,
+           "image_every": image_every, "data_kwargs": data_kwargs or {}}
+    if chief:
+        _write_json(os.path.join(logdir, CONFIG_FILE), {"config": cfg.to_dict(), "run": run})
+    say = print if verbose and chief else (lambda *a, **k: None)
+    resumed = (f"resuming at step {start} from {backup_dir}" if callbacks[0].restored
+               else "fresh run")
+    say(_describe(cfg, run, strat, model, logdir, resumed))
+    if start >= steps:
+        say(f"Nothing to do: {logdir} is already at step {start} (--steps={steps}).")
+        return model
+    # Epochs of save_every batches, with room for up to SKIP_ALLOWANCE batches whose update
+    # float16 loss scaling skips (they do not count as steps); StepLimit ends the run.
+    epochs = planned["epoch"] + math.ceil((steps - start + SKIP_ALLOWANCE) / save_every) + 1
+    if isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
+        _fit_multi_worker(model, strat, train_data, callbacks, save_every, planned["epoch"])
+    else:
+        model.fit(train_data, epochs=epochs, initial_epoch=planned["epoch"],
+                  steps_per_epoch=save_every, callbacks=callbacks, shuffle=False, verbose=0)
+    end = int(model.optimizer.iterations.numpy())
+    if end < steps:
+        say(f"Warning: stopped at step {end} < {steps}: more than {SKIP_ALLOWANCE} batches were "
+            "skipped by float16 loss scaling. Run the same command again to continue.")
+    logs = next((c.last_logs for c in callbacks if isinstance(c, Progress)), {})
+    say(f"Done: steps {start} -> {end} in {format_seconds(time.monotonic() - t0)}"
+        + (f"; losses (mean of the last interval): "
+           + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()) if logs else ""))
+    if chief:
+        say(f"  model: {os.path.join(logdir, MODEL_FILE)}\n  config: "
+            f"{os.path.join(logdir, CONFIG_FILE)}\n  TensorBoard: tensorboard --logdir "
+            f"{os.path.join(logdir, 'tensorboard')}\n  resume state: {backup_dir}")
+    return model
+
+
+def _fit_multi_worker(model, strategy, dataset, callbacks, steps_per_epoch: int, epoch: int):
+    """``fit``'s loop for ``MultiWorkerMirroredStrategy``: same ``train_step``, same callbacks.
+
+    Keras 3.15's ``fit`` cannot run under this strategy: it reduces the dict batch across
+    workers before the first step and then every scalar log with ``axis=0``
+    (keras-team/keras#20329, #20585). ``LandmarkModel``'s logs are already global means,
+    identical on every replica, so this loop takes the first local one.
+    """
+    @tf.function
+    def step(iterator):
+        logs = strategy.run(model.train_step, args=(next(iterator),))
+        return {k: strategy.experimental_local_results(v)[0] for k, v in logs.items()}
+
+    hooks = keras.callbacks.CallbackList(callbacks, model=model)
+    iterator, logs = iter(dataset), {}
+    model.stop_training = False
+    hooks.on_train_begin()
+    while not model.stop_training:
+        model.reset_metrics()
+        hooks.on_epoch_begin(epoch)
+        for batch in range(steps_per_epoch):
+            hooks.on_train_batch_begin(batch)
+            logs = {k: float(v) for k, v in step(iterator).items()}
+            hooks.on_train_batch_end(batch, logs)
+            if model.stop_training:
+                break
+        hooks.on_epoch_end(epoch, logs)
+        epoch += 1
+    hooks.on_train_end(logs)
+
+
+def _pairs_maker(dataset, data_dir, cfg: LandmarkConfig, data_kwargs):
+    if callable(dataset):
+        return lambda batch_size, seed: dataset(batch_size=batch_size, seed=seed)
+    kw = {"target_warp": cfg.target_warp, "source_warp": cfg.source_warp, **(data_kwargs or {})}
+    return lambda batch_size, seed: data.training_pairs(
+        dataset, data_dir=data_dir, image_size=cfg.image_size, batch_size=batch_size,
+        seed=seed, **kw)
+
+
+def _training_data(strategy, make_pairs, cfg: LandmarkConfig, start: int):
+    """The dataset ``fit`` reads.
+
+    One worker: the global-batch pipeline (Keras splits it over local replicas). Several
+    workers: one pipeline per worker with its own seed, built by
+    ``distribute_datasets_from_function`` at the per-replica batch size.
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return strategy.distribute_datasets_from_function(
+            lambda ctx: make_pairs(ctx.get_per_replica_batch_size(cfg.batch_size),
+                                   data_seed(cfg.seed, start, ctx.input_pipeline_id)))
+    return make_pairs(cfg.batch_size, data_seed(cfg.seed, start))
+
+
+def _first_batch(make_pairs, cfg: LandmarkConfig, size: int = 4) -> dict:
+    """A fixed batch for the image summaries, from a pipeline of its own: a second iterator
+    over the training dataset would share (and advance) its shuffle state."""
+    return next(iter(make_pairs(min(size, cfg.batch_size), cfg.seed).take(1)))
+
+
+def _backup_state(backup_dir: str) -> dict:
+    """``{"epoch", "step"}`` of the last backup (zeros for a fresh run)."""
+    try:
+        with open(os.path.join(backup_dir, "training_metadata.json")) as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        return {"epoch": 0, "step": 0}
+    return {"epoch": int(meta.get("epoch", 0)), "step": int(meta.get("step", 0))}
+
+
+def _check_resumable(logdir: str, cfg: LandmarkConfig) -> None:
+    """A logdir holding a resumable run must be resumed with the same LandmarkConfig."""
+    path = os.path.join(logdir, CONFIG_FILE)
+    if not (os.path.exists(path) and os.path.isdir(os.path.join(logdir, "backup"))):
+        return
+    old = load_config(logdir).to_dict()
+    diff = [f"{k}: {old[k]!r} -> {v!r}" for k, v in cfg.to_dict().items() if old.get(k) != v]
+    if diff:
+        raise ValueError(
+            f"--logdir={logdir} holds a run with other settings ({'; '.join(diff)}). Pass the "
+            "same settings to resume it, or a new --logdir to start another run.")
+
+
+def _task_name(strategy) -> str:
+    resolver = strategy.cluster_resolver
+    if resolver is None or not resolver.task_type:
+        return "worker_0"
+    return f"{resolver.task_type}_{resolver.task_id}"
+
+
+def _describe(cfg, run, strategy, model, logdir, resumed: str) -> str:
+    devices = tf.config.list_logical_devices()
+    kinds = sorted({d.device_type for d in devices})
+    count = {k: sum(d.device_type == k for d in devices) for k in kinds}
+    replicas = strategy.num_replicas_in_sync
+    lr = (f"Adam lr {cfg.learning_rate:g} x{cfg.lr_decay_rate:g} every {cfg.lr_decay_steps} steps, "
+          f"clipnorm {cfg.clipnorm:g} per variable (global gradient)")
+    params = sum(int(tf.size(w)) for w in model.trainable_weights)
+    return "\n".join([
+        "keras-landmarks training",
+        f"  logdir      {logdir} ({resumed})",
+        f"  dataset     {run['dataset']}" + (f" ({run['data_dir']})" if run["data_dir"] else ""),
+        f"  model       {cfg.image_size}x{cfg.image_size}, {cfg.num_landmarks} landmarks, width "
+        f"{cfg.width}, perceptual {cfg.perceptual}, {params:,} trainable parameters",
+        f"  devices     {', '.join(f'{n} {k}' for k, n in count.items())}; {type(strategy).__name__}"
+        f", {replicas} replica(s)",
+        f"  batch       {cfg.batch_size} global, {cfg.batch_size // replicas} per replica",
+        f"  optimizer   {lr}",
+        f"  precision   {run['mixed_precision']}, jit_compile {run['jit_compile']}",
+        f"  steps       {run['steps']} (save every {run['save_every']}, scalars every "
+        f"{run['summary_every']}, images every {run['image_every']})",
+    ])
+
+
+def _write_json(path: str, value) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)

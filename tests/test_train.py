@@ -1,0 +1,333 @@
+"""Training library and CLI: resume after kill -9, multi-worker, NaN guard, flags, summaries.
+
+Subprocess runs use ``--dataset=image_folder`` on a few random PNGs (its pipeline builds
+in about a second; the synthetic faces take longer to trace) and ``--perceptual=l2``.
+"""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_landmarks import LandmarkConfig, data, training
+from keras_landmarks.train_callbacks import ResumableCheckpoint, draw_keypoints, format_seconds
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, "trainers", "train.py")
+S = 32
+CFG = LandmarkConfig(image_size=S, width=4, num_landmarks=4, heatmap_size=8, batch_size=4,
+                     perceptual="l2")
+SMALL_FLAGS = [f"--image_size={S}", "--width=4", "--heatmap_size=8", "--num_landmarks=4",
+               "--batch_size=4", "--perceptual=l2", "--summary_every=2"]
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", no_proxy="127.0.0.1,localhost",
+               PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def _popen(args, **extra_env):
+    return subprocess.Popen([sys.executable, TRAIN, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(**extra_env))
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 255, (40, 44, 3), np.uint8))
+    return str(folder)
+
+
+def _h5_arrays(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
+                     if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+# -- resume --------------------------------------------------------------------------------
+
+
+def test_killed_run_resumes_at_the_saved_step_with_its_state(tmp_path, images):
+    logdir = str(tmp_path / "run")
+    args = ["--dataset=image_folder", f"--data_dir={images}", "--steps=40", "--save_every=4",
+            f"--logdir={logdir}", "--verbose=2", *SMALL_FLAGS]
+    meta = os.path.join(logdir, "backup", "training_metadata.json")
+    first = _popen(args)
+    deadline = time.monotonic() + 240
+    while not os.path.exists(meta) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    with open(meta) as f:
+        saved_step = json.load(f)["step"]
+    assert 0 < saved_step < 40, "the first run was not killed mid-run; cannot test resume"
+    saved = str(tmp_path / "saved.weights.h5")
+    shutil.copy(os.path.join(logdir, "backup", "latest.weights.h5"), saved)
+    assert _h5_arrays(saved)["optimizer/vars/0"] == saved_step  # the iteration counter
+
+    second = subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True,
+                            cwd=ROOT, env=_env(), timeout=240)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"resuming at step {saved_step}" in second.stdout
+    assert "step 40/40" in second.stdout
+    final = keras.models.load_model(os.path.join(logdir, "model.keras"))
+    assert int(final.optimizer.iterations.numpy()) == 40
+
+    # Replay, in this process: Keras loads the killed run's checkpoint into a fresh model
+    # and trains the remaining steps on the stream the resumed run reads. Identical results
+    # mean the resumed run restored the same step, optimizer moments, alpha and BN state.
+    cfg = training.load_config(logdir)
+    replay = training.build_model(cfg)
+    replay.load_weights(saved)
+    assert int(replay.optimizer.iterations.numpy()) == saved_step
+    pairs = data.training_pairs("image_folder", data_dir=images, image_size=S, batch_size=4,
+                                seed=training.data_seed(cfg.seed, saved_step),
+                                target_warp=cfg.target_warp, source_warp=cfg.source_warp)
+    replay.fit(pairs, steps_per_epoch=40 - saved_step, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(replay.weights, final.weights):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
+    for a, b in zip(replay.optimizer.variables, final.optimizer.variables):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-8, err_msg=a.path)
+    # Not vacuous: the resumed steps moved the weights away from the saved ones.
+    loaded = training.build_model(cfg)
+    loaded.load_weights(saved)
+    assert not np.allclose(loaded.trainable_weights[0].numpy(), final.trainable_weights[0].numpy())
+
+
+# -- multi-worker --------------------------------------------------------------------------
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_in_step_and_only_the_chief_writes(tmp_path, images):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    logdirs = [str(tmp_path / f"worker{i}") for i in range(2)]
+    procs = [
+        _popen(["--dataset=image_folder", f"--data_dir={images}", "--steps=4", "--save_every=2",
+                "--strategy=multi_worker", f"--logdir={logdirs[i]}", *SMALL_FLAGS],
+               TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        for i in range(2)
+    ]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "2 replica(s)" in outs[0][0]
+    chief, other = logdirs
+    assert sorted(os.listdir(chief)) == ["backup", "config.json", "model.keras", "tensorboard"]
+    assert os.listdir(other) == ["backup"]  # its resume state only
+    a = _h5_arrays(os.path.join(chief, "backup", "latest.weights.h5"))
+    b = _h5_arrays(os.path.join(other, "backup", "worker_1", "latest.weights.h5"))
+    assert a.keys() == b.keys() and a["optimizer/vars/0"] == 4
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    model = keras.models.load_model(os.path.join(chief, "model.keras"))
+    assert int(model.optimizer.iterations.numpy()) == 4
+
+
+# -- NaN guard -----------------------------------------------------------------------------
+
+
+def _random_pairs(nan_from=None):
+    """``(batch_size, seed) -> Dataset`` of random pairs; batch ``i >= nan_from`` is NaN."""
+    def make(batch_size, seed):
+        def pair(i):
+            x = tf.random.stateless_uniform([batch_size, S, S, 3], tf.stack([seed, i]), 0, 255)
+            if nan_from is not None:
+                x = tf.where(i >= nan_from, float("nan"), x)
+            return {"image": x, "future_image": tf.roll(x, 2, axis=1),
+                    "mask": tf.ones([batch_size, S, S, 1])}
+        return tf.data.Dataset.range(1 << 40).map(pair)
+    return make
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_model(tmp_path):
+    logdir = str(tmp_path / "run")
+    with pytest.raises(FloatingPointError, match=r"became nan at step 8\b"):
+        training.train(CFG, dataset=_random_pairs(nan_from=7), steps=20, logdir=logdir,
+                       save_every=3, verbose=0)
+    model = keras.models.load_model(os.path.join(logdir, "model.keras"))
+    assert int(model.optimizer.iterations.numpy()) == 6
+    assert all(np.all(np.isfinite(w.numpy())) for w in model.weights)
+    with open(os.path.join(logdir, "backup", "training_metadata.json")) as f:
+        assert json.load(f)["step"] == 6
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    model = training.build_model(CFG)
+    ckpt = ResumableCheckpoint(str(tmp_path), str(tmp_path / "backup"))
+    ckpt.set_model(model)
+    ckpt.on_epoch_end(0)
+    assert os.path.exists(tmp_path / "model.keras")
+    before = _h5_arrays(str(tmp_path / "backup" / "latest.weights.h5"))
+    kernel = model.trainable_weights[0]
+    kernel.assign(np.full(kernel.shape, np.inf, "float32"))
+    with pytest.raises(FloatingPointError, match="non-finite weights after step 0"):
+        ckpt.on_epoch_end(1)
+    after = _h5_arrays(str(tmp_path / "backup" / "latest.weights.h5"))
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])
+    assert all(np.all(np.isfinite(w.numpy()))
+               for w in keras.models.load_model(str(tmp_path / "model.keras")).weights)
+
+
+# -- config, summaries, rerun --------------------------------------------------------------
+
+
+def _events(logdir):
+    values = {}
+    for path in glob.glob(os.path.join(logdir, "tensorboard", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                values.setdefault(v.tag, {})[event.step] = tf.make_ndarray(v.tensor)
+    return values
+
+
+def test_config_json_summaries_and_rerun(tmp_path):
+    cfg = CFG.replace(learning_rate=0.0)  # frozen weights: per-step losses are computable
+    rng = np.random.default_rng(1)
+    batches = []
+    for _ in range(4):
+        x = rng.uniform(0, 255, (4, S, S, 3)).astype("float32")
+        mask = np.ones((4, S, S, 1), "float32")
+        mask[:, :, : rng.integers(1, 8)] = 0.0
+        batches.append({"image": x, "future_image": np.roll(x, 3, axis=2), "mask": mask})
+
+    def cycle(batch_size, seed):
+        stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+        return tf.data.Dataset.from_tensor_slices(stacked).repeat()
+
+    logdir = str(tmp_path / "run")
+    model = training.train(cfg, dataset=cycle, steps=4, logdir=logdir, save_every=4,
+                           summary_every=2, image_every=4, verbose=0)
+    assert training.load_config(logdir) == cfg
+    with open(os.path.join(logdir, "config.json")) as f:
+        run = json.load(f)["run"]
+    assert run["steps"] == 4 and run["save_every"] == 4 and run["dataset"] == "cycle"
+
+    # Each scalar is the mean loss of the steps since the previous one: 1000 * masked MSE.
+    losses = []
+    for b in batches:
+        recon = keras.ops.convert_to_numpy(model(b, training=True)["reconstruction"])
+        losses.append(1000 * np.mean(b["mask"] * (b["future_image"] - recon) ** 2))
+    events = _events(logdir)
+    np.testing.assert_allclose(events["loss/total"][2], np.mean(losses[:2]), rtol=1e-4)
+    np.testing.assert_allclose(events["loss/total"][4], np.mean(losses[2:]), rtol=1e-4)
+    np.testing.assert_allclose(events["loss/input"][4], np.mean(losses[2:]), rtol=1e-4)
+    assert events["alpha/input"][4] == 1.0 and events["learning_rate"][4] == 0.0
+    width, height, png = events["pairs"][4]
+    image = tf.io.decode_png(png).numpy()
+    assert (int(width), int(height)) == (4 * S, 4 * S) and image.shape == (4 * S, 4 * S, 3)
+    np.testing.assert_array_equal(image[:S, :S], np.rint(batches[0]["image"][0]).astype(np.uint8))
+
+    # Rerunning the finished command trains nothing; other settings are refused.
+    again = training.train(cfg, dataset=cycle, steps=4, logdir=logdir, save_every=4, verbose=0)
+    assert int(again.optimizer.iterations.numpy()) == 4
+    with pytest.raises(training.TrainingSetupError, match=r"width: 4 -> 8"):
+        training.train(cfg.replace(width=8), dataset=cycle, steps=4, logdir=logdir, verbose=0)
+
+
+# -- command-line errors -------------------------------------------------------------------
+
+
+def test_bad_flags_exit_with_one_clear_message(tmp_path, images):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    logdir = f"--logdir={tmp_path / 'run'}"
+    cases = [
+        (["--dataset=imagenet"], "--dataset"),
+        (["--dataset=synthetic", "--image_size=100"], "power of two"),
+        (["--dataset=image_folder"], "needs --data_dir"),
+        (["--dataset=synthetic", "--perceptual=vgg19:/no/such.h5"], "no such weights file"),
+        # CelebA absent: what to download and where (the default ImageNet VGG is not even
+        # looked for: the data is checked first).
+        (["--dataset=celeb_a", f"--data_dir={empty}", logdir], "downloads/manual"),
+        # ImageNet weights neither cached nor downloadable (a dead proxy makes this
+        # machine offline whatever the network).
+        (["--dataset=image_folder", f"--data_dir={images}", logdir, *SMALL_FLAGS[:5],
+          "--perceptual=vgg19_imagenet"], "--perceptual=vgg19_random"),
+    ]
+    offline = {"KERAS_HOME": str(tmp_path / "keras"), "HTTPS_PROXY": "http://127.0.0.1:9",
+               "HTTP_PROXY": "http://127.0.0.1:9"}
+    procs = [_popen(args, **offline) for args, _ in cases]
+    for (args, phrase), proc in zip(cases, procs):
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode not in (0, None), args
+        assert "Traceback" not in err, err
+        assert err.count(phrase) == 1, (args, err)
+        errors = [line for line in err.splitlines()
+                  if line.startswith(("train.py: error:", "FATAL Flags parsing error"))]
+        assert len(errors) == 1, err
+    assert not os.path.exists(tmp_path / "run" / "model.keras")
+
+
+# -- small pieces --------------------------------------------------------------------------
+
+
+def test_optimizer_schedule_is_the_staircase_closed_form():
+    cfg = CFG.replace(learning_rate=2e-3, lr_decay_rate=0.5, lr_decay_steps=3)
+    opt = training.make_optimizer(cfg)
+    opt.build([keras.Variable(np.zeros(2, "float32"))])
+    for step in (0, 2, 3, 7, 9):
+        opt.iterations.assign(step)
+        assert float(opt.learning_rate) == pytest.approx(2e-3 * 0.5 ** (step // 3), rel=1e-6)
+    assert opt.clipnorm is None and opt.global_clipnorm is None
+
+
+def test_strategy_names(monkeypatch):
+    assert training.make_strategy("auto") is tf.distribute.get_strategy()  # no GPUs here
+    with pytest.raises(ValueError, match="unknown strategy 'gpu'"):
+        training.make_strategy("gpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        training.make_strategy("multi_worker")
+
+
+def test_data_seed_keeps_fresh_runs_and_separates_segments():
+    assert training.data_seed(7, 0) == 7
+    seeds = {training.data_seed(7, s, p) for s in (0, 1000, 2000) for p in (0, 1)}
+    assert len(seeds) == 6 and all(0 <= s < 2**31 for s in seeds)
+
+
+def test_draw_keypoints_puts_each_dot_at_its_pixel():
+    images = np.zeros((1, 33, 33, 3), np.uint8)
+    # Normalised (x, y) -> pixels (x + 1) / 2 * 32: (-1, -1) -> (0, 0), (0.5, -0.25) -> (24, 12).
+    out = draw_keypoints(images, np.array([[[-1.0, -1.0], [0.5, -0.25]]], "float32"))
+    assert out[0, 0, 0].max() > 200 and out[0, 12, 24].max() > 200
+    assert out[0, 12, 24].tolist() != out[0, 0, 0].tolist()  # one colour per landmark
+    assert out[0, 20, 5].max() == 0 and images.max() == 0  # elsewhere untouched, input kept
+
+
+def test_format_seconds():
+    assert format_seconds(3725.2) == "1:02:05"
+    assert format_seconds(2 * 86400 + 3 * 3600) == "2d 03:00:00"
