@@ -1,4 +1,6 @@
-"""Procedural "toy faces": parameter sampling and a vectorised TensorFlow renderer.
+"""Procedural "toy faces": parameter ranges, stateless sampling, closed-form landmarks.
+
+The renderer is ``toy_render.py``; the public entry points are in ``synthetic.py``.
 
 A face is drawn from two dicts of per-image parameters:
 
@@ -18,7 +20,10 @@ form, so they are exact for the rendered shapes.
 Every shape is an implicit function (approximate signed distance, negative inside) on the
 pixel grid, turned into an anti-aliased coverage by a sigmoid about a third of a pixel
 wide, and composited back to front. Randomness is stateless Philox only: example ``i``
-of stream seed ``seed`` uses the seed ``fold_in(seed, i)``, whatever the batch size.
+of stream seed ``seed`` uses the seed ``fold_in(seed, i)``, whatever the batch size, so
+the parameters are bit-identical on every machine (the rendered pixels agree up to float
+rounding). Sample outside ``jit_compile`` functions (the per-example draw is a
+``tf.map_fn``; ``tps.py`` notes that some stateless draws differ under XLA).
 """
 
 from __future__ import annotations
@@ -159,7 +164,7 @@ def sample_pose(seed, batch, offset=0) -> dict[str, tf.Tensor]:
     return pose
 
 
-def _shape_params(identity, pose):
+def shape_params(identity, pose):
     """Per-image scalars shared by the renderer and the landmarks, each ``[B]``."""
     rx = identity["head_rx"]
     p = {"rx": rx, "ry": rx * identity["head_aspect"]}
@@ -177,7 +182,7 @@ def face_landmarks(identity, pose) -> tf.Tensor:
     Order: left eye centre, right eye centre, nose tip, left mouth corner, right mouth
     corner. "Left" is the part at negative face-frame ``x``: image left for |theta| < 90.
     """
-    p = _shape_params(identity, pose)
+    p = shape_params(identity, pose)
     zero = tf.zeros_like(p["rx"])
     # Frontal face-frame (x, y, depth) of each point: [B, 5] each.
     fx = tf.stack([-p["eye_x"], p["eye_x"], zero, -p["mouth_w"], p["mouth_w"]], axis=1)

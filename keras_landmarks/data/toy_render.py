@@ -12,7 +12,7 @@ import numbers
 
 import tensorflow as tf
 
-from keras_landmarks.data import toy_faces as tf_
+from keras_landmarks.data import toy_faces as faces
 from keras_landmarks.geometry import normalized_to_pixels
 
 
@@ -27,7 +27,7 @@ def _rgb(v):
 
 
 def _over(img, alpha, colour):
-    """Composite ``colour`` (``[B,1,1,3]`` or ``[B,S,S,3]``) over ``img`` with ``alpha`` ``[B,S,S]``."""
+    """Composite ``colour`` ``[B,1,1,3]``/``[B,S,S,3]`` over ``img`` with ``alpha`` ``[B,S,S]``."""
     return img + alpha[..., None] * (colour - img)
 
 
@@ -50,9 +50,9 @@ def _colours(identity):
         lo, hi = tf.constant(lo), tf.constant(hi)
         return tf.clip_by_value(lo + t[:, None] * (hi - lo) + jitter, 0.0, 255.0)
 
-    skin = mix(tf_.SKIN_DARK, tf_.SKIN_LIGHT, identity["skin_tone"], identity["skin_jitter"])
-    hair = mix(tf_.HAIR_DARK, tf_.HAIR_LIGHT, identity["hair_tone"], identity["hair_jitter"])
-    lip = skin + identity["lip_mix"][:, None] * (tf.constant(tf_.LIP_RGB) - skin)
+    skin = mix(faces.SKIN_DARK, faces.SKIN_LIGHT, identity["skin_tone"], identity["skin_jitter"])
+    hair = mix(faces.HAIR_DARK, faces.HAIR_LIGHT, identity["hair_tone"], identity["hair_jitter"])
+    lip = skin + identity["lip_mix"][:, None] * (tf.constant(faces.LIP_RGB) - skin)
     return skin, hair, lip
 
 
@@ -74,7 +74,8 @@ def _background(identity, qx, qy, aa):
     for k in range(3):
         cx, cy = _b(identity["clutter_xy"][:, 2 * k]), _b(identity["clutter_xy"][:, 2 * k + 1])
         w, h = _b(identity["clutter_size"][:, 2 * k]), _b(identity["clutter_size"][:, 2 * k + 1])
-        ca, sa = tf.cos(_b(identity["clutter_angle"][:, k])), tf.sin(_b(identity["clutter_angle"][:, k]))
+        angle = _b(identity["clutter_angle"][:, k])
+        ca, sa = tf.cos(angle), tf.sin(angle)
         lx, ly = (qx - cx) * ca + (qy - cy) * sa, (qy - cy) * ca - (qx - cx) * sa
         box = tf.maximum(tf.abs(lx) - w, tf.abs(ly) - h)
         dist = tf.where(_b(identity["clutter_is_box"][:, k]) > 0.5, box, _ellipse(lx, ly, w, h))
@@ -92,16 +93,17 @@ def render_faces(identity, pose, image_size: int, jit_compile: bool = True):
       image_size: side ``S`` of the square images (int >= 8).
       jit_compile: run the renderer as one XLA-compiled function (the default: ~5x
         faster on CPU; the first call per shape compiles for a few seconds). ``False``
-        runs plain TensorFlow ops; both agree to ~1e-3 grey levels.
+        runs the same ops without XLA; both agree to ~1e-3 grey levels.
     Returns:
       ``(images, landmarks)``: ``[B, S, S, 3]`` float32 RGB in [0, 255], and ``[B, 5, 2]``
       float32 pixel ``(x, y)`` (0-based, integer = pixel centre) of the 5 points of
       ``toy_faces.face_landmarks``.
     """
-    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or image_size < 8:
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) \
+            or image_size < 8:
         raise ValueError(f"render_faces: image_size must be an int >= 8, got {image_size!r}")
-    missing = (set(tf_.IDENTITY_RANGES) | set(tf_.IDENTITY_FLAGS)) - set(identity)
-    missing |= (set(tf_.POSE_RANGES) | set(tf_.POSE_FLAGS)) - set(pose)
+    missing = (set(faces.IDENTITY_RANGES) | set(faces.IDENTITY_FLAGS)) - set(identity)
+    missing |= (set(faces.POSE_RANGES) | set(faces.POSE_FLAGS)) - set(pose)
     if missing:
         raise ValueError(f"render_faces: identity/pose dicts lack {sorted(missing)}; "
                          "build them with sample_identity / sample_pose")
@@ -120,15 +122,15 @@ def _render(identity, pose, size: int):
     grid = tf.linspace(-1.0, 1.0, size)
     qx, qy = grid[None, None, :], grid[None, :, None]  # normalised image coords of pixels
     pixel = 2.0 / (size - 1)
-    img = _background(identity, qx, qy, tf_.AA_PIXELS * pixel)
+    img = _background(identity, qx, qy, faces.AA_PIXELS * pixel)
 
-    p = tf_._shape_params(identity, pose)
+    p = faces.shape_params(identity, pose)
     rx, ry, cyaw, syaw = _b(p["rx"]), _b(p["ry"]), _b(p["cos_yaw"]), _b(p["sin_yaw"])
     s, rot = _b(pose["scale"]), _b(pose["rotation"])
     dx, dy = qx - _b(pose["translation"][:, 0]), qy - _b(pose["translation"][:, 1])
     fx = (tf.cos(rot) * dx + tf.sin(rot) * dy) / s  # face frame = R(-theta) (q - t) / s
     fy = (tf.cos(rot) * dy - tf.sin(rot) * dx) / s
-    aa = tf_.AA_PIXELS * pixel / s
+    aa = faces.AA_PIXELS * pixel / s
     skin, hair, lip = _colours(identity)
     la = _b(identity["light_angle"])
     light = 1.0 + _b(identity["light_strength"]) * (fx * tf.cos(la) + fy * tf.sin(la)) / ry
@@ -150,31 +152,31 @@ def _render(identity, pose, size: int):
     img = _over(img, hair_a, tf.clip_by_value(_rgb(hair) * shade, 0.0, 255.0))
 
     # Eyes and brows (mirror-symmetric in the frontal frame: one shape at |x|).
-    ex = tf.abs((fx - tf_.EYE_DEPTH * rx * syaw) / cyaw) - _b(p["eye_x"])
+    ex = tf.abs((fx - faces.EYE_DEPTH * rx * syaw) / cyaw) - _b(p["eye_x"])
     ey = fy - _b(p["eye_y"])
     erx = _b(identity["eye_rx"]) * rx
     ery = erx * _b(identity["eye_aspect"])
     blen = _b(identity["brow_len"]) * erx
     bthick = _b(identity["brow_thick"]) * rx
-    raise_ = _b(pose["brow_raise"]) * tf_.BROW_RAISE_MAX * rx
+    raise_ = _b(pose["brow_raise"]) * faces.BROW_RAISE_MAX * rx
     by = ey + ery + _b(identity["brow_gap"]) * rx + bthick + raise_
     by -= _b(identity["brow_curve"]) * blen * tf.square(ex / blen)
     brow_a = _cover(_ellipse(ex, by, blen, bthick), aa) * _b(identity["has_brows"])
     img = _over(img, brow_a, _rgb(hair) * 0.7)
     white_d = _ellipse(ex, ey, erx, ery)
     white_a = _cover(white_d, aa)
-    img = _over(img, white_a, tf.constant(tf_.EYE_WHITE_RGB))
+    img = _over(img, white_a, tf.constant(faces.EYE_WHITE_RGB))
     iris_r = _b(identity["iris_frac"]) * ery
     img = _over(img, _cover(_ellipse(ex, ey, iris_r, iris_r), aa) * white_a,
                 _rgb(identity["iris_rgb"]))
     pupil_r = _b(identity["pupil_frac"]) * iris_r
     img = _over(img, _cover(_ellipse(ex, ey, pupil_r, pupil_r), aa) * white_a,
-                tf.constant(tf_.PUPIL_RGB))
+                tf.constant(faces.PUPIL_RGB))
     lid_w = 0.035 * rx
     img = _over(img, _cover(tf.abs(white_d + lid_w) - lid_w, aa), _rgb(skin) * 0.4)
 
     # Nose: faint bridge triangle, two nostrils, then the darker tip centred on the landmark.
-    nx = (fx - tf_.NOSE_DEPTH * rx * syaw) / cyaw
+    nx = (fx - faces.NOSE_DEPTH * rx * syaw) / cyaw
     ny = fy - _b(p["nose_y"])
     nw = _b(identity["nose_w"]) * rx
     top = _b(p["eye_y"]) - _b(p["nose_y"])  # apex height relative to the tip (negative)
@@ -187,20 +189,20 @@ def _render(identity, pose, size: int):
     img = _over(img, tip_a, skin_map * _b(identity["nose_shade"])[..., None])
 
     # Mouth in a frame bent by the smile: corners at (+-w, 0), lips above and below.
-    mx = (fx - tf_.MOUTH_DEPTH * rx * syaw) / cyaw
+    mx = (fx - faces.MOUTH_DEPTH * rx * syaw) / cyaw
     mw = _b(p["mouth_w"])
     my = fy - _b(p["mouth_y"]) + _b(p["lift"]) * tf.square(mx / mw)
-    gap = _b(pose["mouth_open"]) * tf_.MOUTH_OPEN_MAX * rx
+    gap = _b(pose["mouth_open"]) * faces.MOUTH_OPEN_MAX * rx
     lips = tf.where(my < 0.0, _ellipse(mx, my, mw, _b(identity["lip_upper"]) * rx),
                     _ellipse(mx, my, mw, _b(identity["lip_lower"]) * rx + gap))
     img = _over(img, _cover(lips, aa), _rgb(lip))
     line_w = 0.03 * rx
     inside = tf.where(my < 0.0, _ellipse(mx, my, 0.85 * mw, line_w + 0.1 * gap),
                       _ellipse(mx, my, 0.85 * mw, line_w + 0.9 * gap))
-    img = _over(img, _cover(inside, aa), tf.constant(tf_.MOUTH_INSIDE_RGB))
+    img = _over(img, _cover(inside, aa), tf.constant(faces.MOUTH_INSIDE_RGB))
 
     images = tf.clip_by_value(img, 0.0, 255.0)
-    landmarks = normalized_to_pixels(tf_.face_landmarks(identity, pose), size)
+    landmarks = normalized_to_pixels(faces.face_landmarks(identity, pose), size)
     return images, landmarks
 
 
