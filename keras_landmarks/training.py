@@ -18,7 +18,6 @@ saves, and a run killed at any moment resumes from the last save (same command).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -29,11 +28,12 @@ import tensorflow as tf
 
 from keras_landmarks import data
 from keras_landmarks.config import LandmarkConfig
+from keras_landmarks.distribute import (STRATEGIES, data_seed, fit_multi_worker,  # noqa: F401
+                                        make_strategy, task_name, training_data)
 from keras_landmarks.model import LandmarkModel
 from keras_landmarks.train_callbacks import (MODEL_FILE, Progress, ResumableCheckpoint,
                                              StepLimit, Summaries, format_seconds)
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 CONFIG_FILE = "config.json"
 SKIP_ALLOWANCE = 1000  # batches a run may spend beyond its steps (skipped float16 updates)
@@ -52,40 +52,6 @@ def make_optimizer(cfg: LandmarkConfig) -> keras.optimizers.Adam:
     schedule = keras.optimizers.schedules.ExponentialDecay(
         cfg.learning_rate, cfg.lr_decay_steps, cfg.lr_decay_rate, staircase=True)
     return keras.optimizers.Adam(schedule)
-
-
-def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
-    """``tf.distribute`` strategy by name (one of ``STRATEGIES``).
-
-    ``auto``: ``MirroredStrategy`` over all GPUs when there are several, else the default
-    (no-op) strategy. ``one_device``: the first GPU, or the CPU. ``mirrored``: all local
-    GPUs (the CPU when there is none). ``multi_worker``: ``MultiWorkerMirroredStrategy``
-    from the ``TF_CONFIG`` environment variable; create it before anything else touches
-    TensorFlow. ``tpu``: ``TPUStrategy`` (Colab/Cloud TPU; ``TPU_NAME`` or the local TPU
-    VM); not exercised by the tests here (no TPU).
-    """
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ValueError(
-                "strategy 'multi_worker' reads the cluster from the TF_CONFIG environment "
-                "variable, which is not set; on each worker set e.g. TF_CONFIG='{\"cluster\": "
-                "{\"worker\": [\"host1:12345\", \"host2:12345\"]}, \"task\": {\"type\": \"worker\", "
-                "\"index\": 0}}' (index 1 on the second host)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "tpu":
-        tpu = os.environ.get("TPU_NAME") or ("" if "COLAB_TPU_ADDR" in os.environ else "local")
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored" or len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def build_model(cfg: LandmarkConfig, *, strategy: tf.distribute.Strategy | None = None,
@@ -132,16 +98,6 @@ def make_callbacks(model: LandmarkModel, *, logdir: str, steps: int, summary_eve
     return callbacks
 
 
-def data_seed(seed: int, start_step: int, pipeline: int = 0) -> int:
-    """Seed of the data stream of a run segment starting at ``start_step`` on input pipeline
-    ``pipeline``: ``seed`` itself for a fresh single-pipeline run, else a hash of the three,
-    so a resumed run or another worker never repeats the batches already seen."""
-    if start_step == 0 and pipeline == 0:
-        return seed
-    digest = hashlib.sha256(f"{seed}/{start_step}/{pipeline}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
 def load_config(logdir: str) -> LandmarkConfig:
     """The ``LandmarkConfig`` a run stored in ``<logdir>/config.json``."""
     with open(os.path.join(logdir, CONFIG_FILE)) as f:
@@ -182,7 +138,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
         if mixed_precision not in (None, "float32", *PRECISIONS):
             raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}")
         strat = make_strategy(strategy) if isinstance(strategy, str) else strategy
-        chief, task = strat.extended.should_checkpoint, _task_name(strat)
+        chief, task = strat.extended.should_checkpoint, task_name(strat)
         backup_dir = os.path.join(logdir, "backup", *([] if chief else [task]))
         _check_resumable(logdir, cfg)
         replicas = strat.num_replicas_in_sync
@@ -192,7 +148,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
         planned = _backup_state(backup_dir)
         keras.utils.set_random_seed(cfg.seed)  # before the data: tf.data seeds use it too
         make_pairs = _pairs_maker(dataset, data_dir, cfg, data_kwargs)
-        train_data = _training_data(strat, make_pairs, cfg, planned["step"])
+        train_data = training_data(strat, make_pairs, cfg, planned["step"])
         model = build_model(cfg, strategy=strat, mixed_precision=mixed_precision,
                             jit_compile=jit_compile)
     except (ValueError, OSError) as err:
@@ -222,7 +178,8 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
     # float16 loss scaling skips (they do not count as steps); StepLimit ends the run.
     epochs = planned["epoch"] + math.ceil((steps - start + SKIP_ALLOWANCE) / save_every) + 1
     if isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
-        _fit_multi_worker(model, strat, train_data, callbacks, save_every, planned["epoch"])
+        fit_multi_worker(model, strat, train_data, callbacks, save_every, planned["epoch"],
+                          epochs)
     else:
         model.fit(train_data, epochs=epochs, initial_epoch=planned["epoch"],
                   steps_per_epoch=save_every, callbacks=callbacks, shuffle=False, verbose=0)
@@ -241,37 +198,6 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
     return model
 
 
-def _fit_multi_worker(model, strategy, dataset, callbacks, steps_per_epoch: int, epoch: int):
-    """``fit``'s loop for ``MultiWorkerMirroredStrategy``: same ``train_step``, same callbacks.
-
-    Keras 3.15's ``fit`` cannot run under this strategy: it reduces the dict batch across
-    workers before the first step and then every scalar log with ``axis=0``
-    (keras-team/keras#20329, #20585). ``LandmarkModel``'s logs are already global means,
-    identical on every replica, so this loop takes the first local one.
-    """
-    @tf.function
-    def step(iterator):
-        logs = strategy.run(model.train_step, args=(next(iterator),))
-        return {k: strategy.experimental_local_results(v)[0] for k, v in logs.items()}
-
-    hooks = keras.callbacks.CallbackList(callbacks, model=model)
-    iterator, logs = iter(dataset), {}
-    model.stop_training = False
-    hooks.on_train_begin()
-    while not model.stop_training:
-        model.reset_metrics()
-        hooks.on_epoch_begin(epoch)
-        for batch in range(steps_per_epoch):
-            hooks.on_train_batch_begin(batch)
-            logs = {k: float(v) for k, v in step(iterator).items()}
-            hooks.on_train_batch_end(batch, logs)
-            if model.stop_training:
-                break
-        hooks.on_epoch_end(epoch, logs)
-        epoch += 1
-    hooks.on_train_end(logs)
-
-
 def _pairs_maker(dataset, data_dir, cfg: LandmarkConfig, data_kwargs):
     if callable(dataset):
         return lambda batch_size, seed: dataset(batch_size=batch_size, seed=seed)
@@ -279,20 +205,6 @@ def _pairs_maker(dataset, data_dir, cfg: LandmarkConfig, data_kwargs):
     return lambda batch_size, seed: data.training_pairs(
         dataset, data_dir=data_dir, image_size=cfg.image_size, batch_size=batch_size,
         seed=seed, **kw)
-
-
-def _training_data(strategy, make_pairs, cfg: LandmarkConfig, start: int):
-    """The dataset ``fit`` reads.
-
-    One worker: the global-batch pipeline (Keras splits it over local replicas). Several
-    workers: one pipeline per worker with its own seed, built by
-    ``distribute_datasets_from_function`` at the per-replica batch size.
-    """
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return strategy.distribute_datasets_from_function(
-            lambda ctx: make_pairs(ctx.get_per_replica_batch_size(cfg.batch_size),
-                                   data_seed(cfg.seed, start, ctx.input_pipeline_id)))
-    return make_pairs(cfg.batch_size, data_seed(cfg.seed, start))
 
 
 def _first_batch(make_pairs, cfg: LandmarkConfig, size: int = 4) -> dict:
@@ -324,13 +236,6 @@ def _check_resumable(logdir: str, cfg: LandmarkConfig) -> None:
             "same settings to resume it, or a new --logdir to start another run.")
 
 
-def _task_name(strategy) -> str:
-    resolver = strategy.cluster_resolver
-    if resolver is None or not resolver.task_type:
-        return "worker_0"
-    return f"{resolver.task_type}_{resolver.task_id}"
-
-
 def _describe(cfg, run, strategy, model, logdir, resumed: str) -> str:
     devices = tf.config.list_logical_devices()
     kinds = sorted({d.device_type for d in devices})
@@ -352,6 +257,7 @@ def _describe(cfg, run, strategy, model, logdir, resumed: str) -> str:
         f"  precision   {run['mixed_precision']}, jit_compile {run['jit_compile']}",
         f"  steps       {run['steps']} (save every {run['save_every']}, scalars every "
         f"{run['summary_every']}, images every {run['image_every']})",
+        f"  settings    {os.path.join(logdir, CONFIG_FILE)}",
     ])
 
 

@@ -68,29 +68,33 @@ def _h5_arrays(path):
 
 def test_killed_run_resumes_at_the_saved_step_with_its_state(tmp_path, images):
     logdir = str(tmp_path / "run")
-    args = ["--dataset=image_folder", f"--data_dir={images}", "--steps=40", "--save_every=4",
-            f"--logdir={logdir}", "--verbose=2", *SMALL_FLAGS]
+    flagfile = tmp_path / "run.flags"  # the same command twice, through absl's --flagfile
+    flagfile.write_text("\n".join(["--dataset=image_folder", f"--data_dir={images}", "--steps=40",
+                                   "--save_every=4", f"--logdir={logdir}", *SMALL_FLAGS]))
+    args = [f"--flagfile={flagfile}", "--verbose=2"]
     meta = os.path.join(logdir, "backup", "training_metadata.json")
     first = _popen(args)
     deadline = time.monotonic() + 240
     while not os.path.exists(meta) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     first.send_signal(signal.SIGKILL)
-    first.communicate()
+    _, first_err = first.communicate()
+    assert os.path.exists(meta), first_err[-3000:]
     with open(meta) as f:
         saved_step = json.load(f)["step"]
-    assert 0 < saved_step < 40, "the first run was not killed mid-run; cannot test resume"
+    assert 0 < saved_step < 40, f"not killed mid-run (step {saved_step}); cannot test resume"
     saved = str(tmp_path / "saved.weights.h5")
     shutil.copy(os.path.join(logdir, "backup", "latest.weights.h5"), saved)
     assert _h5_arrays(saved)["optimizer/vars/0"] == saved_step  # the iteration counter
 
-    second = subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True,
-                            cwd=ROOT, env=_env(), timeout=240)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert f"resuming at step {saved_step}" in second.stdout
-    assert "step 40/40" in second.stdout
-    final = keras.models.load_model(os.path.join(logdir, "model.keras"))
-    assert int(final.optimizer.iterations.numpy()) == 40
+    second = _popen(args)  # the same command again; replay the remaining steps meanwhile
+    try:
+        _check_resumed(second, logdir, images, saved, saved_step)
+    finally:
+        second.kill()
+
+
+def _check_resumed(second, logdir, images, saved, saved_step):
 
     # Replay, in this process: Keras loads the killed run's checkpoint into a fresh model
     # and trains the remaining steps on the stream the resumed run reads. Identical results
@@ -103,10 +107,19 @@ def test_killed_run_resumes_at_the_saved_step_with_its_state(tmp_path, images):
                                 seed=training.data_seed(cfg.seed, saved_step),
                                 target_warp=cfg.target_warp, source_warp=cfg.source_warp)
     replay.fit(pairs, steps_per_epoch=40 - saved_step, epochs=1, shuffle=False, verbose=0)
+
+    out, err = second.communicate(timeout=240)
+    assert second.returncode == 0, err[-3000:]
+    assert f"resuming at step {saved_step}" in out, out
+    assert "step 40/40" in out
+    final = keras.models.load_model(os.path.join(logdir, "model.keras"))
+    assert int(final.optimizer.iterations.numpy()) == 40
     for a, b in zip(replay.weights, final.weights):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=f"{a.path}, resumed at step {saved_step}")
     for a, b in zip(replay.optimizer.variables, final.optimizer.variables):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-8, err_msg=a.path)
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-8,
+                                   err_msg=f"{a.path}, resumed at step {saved_step}")
     # Not vacuous: the resumed steps moved the weights away from the saved ones.
     loaded = training.build_model(cfg)
     loaded.load_weights(saved)
