@@ -41,6 +41,7 @@ flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("num_train", 2000, "Annotated toy faces to fit the regressor.")
 flags.DEFINE_integer("num_test", 500, "Held-out toy faces to measure on.")
 flags.DEFINE_bool("export", True, "Export the trained detector (SavedModel, TFLite, ONNX).")
+flags.DEFINE_integer("verbose", 1, "Training progress: 0 quiet, 1 bar, 2 one line per 5 %.")
 
 
 def main(argv):
@@ -56,7 +57,7 @@ def main(argv):
     start = time.time()
     training.train(cfg, dataset="synthetic", steps=FLAGS.steps, logdir=FLAGS.logdir,
                    save_every=max(100, FLAGS.steps // 10), summary_every=50,
-                   data_kwargs={"mode": FLAGS.pairs})
+                   verbose=FLAGS.verbose, data_kwargs={"mode": FLAGS.pairs})
     timings["train_s"] = time.time() - start
 
     start = time.time()
