@@ -2,24 +2,29 @@
 
 Sources:
   jpeg_folder  ``image_folder_pairs`` on a JPEG folder: decode + crop/resize + fresh TPS
-               warps per image (the training configuration). Without ``--data_dir`` it
-               writes ``--num_files`` random smooth JPEGs of ``--file_size`` px to /tmp.
-  decode_only  the same folder, decode + crop/resize + batch, no warp.
-  warp_only    ``tps.warp_pairs`` on one constant batch in a parallel ``tf.data`` map.
-  remap_only   the same warps (same random grids from ``tps``) sampled by OpenCV's
-               ``cv2.remap`` in a ``tf.numpy_function``: a candidate for the sampling step,
-               checked here against ``tps.warp_pairs`` (max difference printed).
-  jpeg_remap   jpeg_folder with the ``cv2.remap`` sampling instead of ``tps.warp_pairs``.
-  synthetic    ``synthetic_pairs`` (generated toy faces).
-  video        ``video_pairs`` on ``--data_dir``.
+               warps per image, exactly as training uses it (``tps.PIPELINE_SAMPLER``,
+               ``tps.PIPELINE_COARSE_GRID``). Without ``--data_dir`` it writes
+               ``--num_files`` random smooth JPEGs of ``--file_size`` px to /tmp.
+  jpeg_warp    the same stages built here, with ``--sampler`` / ``--coarse_grid`` /
+               ``--decode_calls`` / ``--warp_calls`` to compare variants (e.g. the old
+               ``--sampler=tf --coarse_grid=0``).
+  decode_only  the same folder, decode + crop/resize + batch, no warp (``--decode=batch``:
+               a prototype decoding one batch of files per ``numpy_function`` call).
+  warp_only    ``tps.warp_pairs`` (``--sampler``, ``--coarse_grid``) on one constant uint8
+               batch in a parallel ``tf.data`` map: the warp alone.
+  synthetic    ``synthetic_pairs`` (generated toy faces, 64 px unless ``--image_size``).
+  video        ``video_pairs(tps=True)`` on ``--data_dir``.
 
-The rate is the median over ``--windows`` timed windows of ``--steps`` batches each, after
-``--warmup`` batches. Numbers depend on the machine and its load; quote the command.
+Rates are medians over ``--windows`` timed windows of ``--steps`` batches each, after
+``--warmup`` batches. The machine is shared, so besides the wall-clock rate we report the
+process's CPU time per pair (all its threads; other processes do not inflate it much) and
+``cores / cpu_ms_per_pair``: the rate this process would reach if it had every core alone
+and scaled perfectly (an upper bound, not a measurement). Quote the command and the load.
 
-    .venv/bin/python bench/pairs.py --source=jpeg_folder --image_size=128 --batch_size=50 --steps=20
     .venv/bin/python bench/pairs.py --source=jpeg_folder --data_dir=/work/shared/data/ytfaces/images
+    .venv/bin/python bench/pairs.py --source=jpeg_warp --sampler=tf --coarse_grid=0   # the old path
 
-The last line is ``pairs_per_s=<median>``.
+The last line is ``pairs_per_s=<median> cpu_ms_per_pair=<x> load=<1-min load average>``.
 """
 
 from __future__ import annotations
@@ -37,10 +42,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_landmarks import tps  # noqa: E402
-from keras_landmarks.config import SOURCE_WARP, TARGET_WARP  # noqa: E402
 from keras_landmarks.data import decode, folders  # noqa: E402
 
-SOURCES = ("jpeg_folder", "decode_only", "warp_only", "remap_only", "jpeg_remap", "synthetic", "video")
+SOURCES = ("jpeg_folder", "jpeg_warp", "decode_only", "warp_only", "synthetic", "video")
 
 
 def write_jpegs(folder: str, count: int, size: int, seed: int = 0) -> str:
@@ -57,99 +61,80 @@ def write_jpegs(folder: str, count: int, size: int, seed: int = 0) -> str:
     return folder
 
 
-def decode_only(data_dir: str, image_size: int, batch_size: int, seed: int) -> tf.data.Dataset:
-    """``image_folder_pairs`` up to batching (same ops), without the warp."""
+def _calls(n: int):
+    return tf.data.AUTOTUNE if n <= 0 else n
+
+
+def decode_only(data_dir: str, image_size: int, batch_size: int, seed: int, calls: int = 0) -> tf.data.Dataset:
+    """``image_folder_pairs`` up to batching (same ops, uint8 batches), without the warp."""
     paths = folders.list_images(data_dir)
     stats = decode.DecodeStats("bench", files_per_epoch=len(paths))
     ds = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed).repeat()
-    ds = ds.map(lambda p: decode.tf_load_crop_resize(p, image_size, stats), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.filter(_is_ok).map(_as_float)
+    ds = ds.map(lambda p: decode.tf_load_crop_resize(p, image_size, stats), num_parallel_calls=_calls(calls))
+    ds = ds.filter(lambda ex: ex["ok"]).map(lambda ex: ex["image"])
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _is_ok(ex):
-    return ex["ok"]
+def decode_batches(data_dir: str, image_size: int, batch_size: int, seed: int, calls: int = 0) -> tf.data.Dataset:
+    """Prototype for ``--decode=batch``: one ``numpy_function`` decodes a whole batch of paths
+    (unreadable files skipped and counted), then ``unbatch().batch()`` refills full batches.
+    Same images as ``decode_only``, without ~0.4 ms/image of per-element ``tf.data`` +
+    ``numpy_function`` overhead (bench/pairs.py numbers in the report)."""
+    paths = folders.list_images(data_dir)
+    stats = decode.DecodeStats("bench", files_per_epoch=len(paths))
+
+    def load(batch_paths):
+        out, kept = np.empty((len(batch_paths), image_size, image_size, 3), np.uint8), 0
+        for path in batch_paths:
+            name = os.fsdecode(path)
+            try:
+                out[kept] = decode.load_crop_resize(name, image_size)[0]
+            except (decode.DecodeError, OSError) as e:
+                stats.record(name, str(e))
+                continue
+            stats.record(name)
+            kept += 1
+        return out[:kept]
+
+    def load_tf(batch_paths):
+        images = tf.numpy_function(load, [batch_paths], tf.uint8, stateful=False)
+        return tf.ensure_shape(images, [None, image_size, image_size, 3])
+
+    ds = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed).repeat().batch(batch_size)
+    ds = ds.map(load_tf, num_parallel_calls=_calls(calls)).unbatch()
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _as_float(ex):
-    return tf.cast(ex["image"], tf.float32)
+def _warp_fn(args):
+    grid = args.coarse_grid or None
+    return lambda i, x: tps.warp_pairs(x, folders.batch_seed(args.seed, i), sampler=args.sampler, coarse_grid=grid)
 
 
-def remap_warp_pairs(images, seed, coarse: int = 0) -> dict:
-    """``tps.warp_pairs`` (default warps) with the bilinear sampling done by ``cv2.remap``.
-
-    ``coarse > 0``: evaluate the spline on a ``coarse x coarse`` grid and upsample it
-    bilinearly (corner-aligned, like the ``linspace(-1, 1)`` grid). Measured at 128 px:
-    33 -> max 0.08 px, mean 0.01 px from the full-resolution grid (source warp).
-    """
-    images = tf.cast(images, tf.float32)
-    size = images.shape[1]
-    seeds = tf.random.experimental.stateless_split(tf.convert_to_tensor(seed), 2)
-    batch = tf.shape(images)[0]
-    grids = []
-    for k, params in enumerate((TARGET_WARP, SOURCE_WARP)):
-        n = coarse or size
-        grid = tps.tps_warp_grid(*tps.random_tps_params(seeds[k], batch, params), n, n)
-        if coarse:
-            grid = tf.compat.v1.image.resize(grid, [size, size], method="bilinear", align_corners=True)
-        grids.append(grid)
-    mask = tps.border_mask(size, size)
-
-    def sample(imgs, grid_t, grid_s):
-        half = (size - 1) / 2.0
-        out = np.empty((2,) + imgs.shape, np.float32)
-        masks = np.empty(imgs.shape[:3] + (1,), np.float32)
-        for b in range(len(imgs)):
-            px, py = [(grid_t[b, ..., c] + 1.0) * half for c in (0, 1)]
-            target = cv2.remap(np.dstack([imgs[b], mask]), px, py, cv2.INTER_LINEAR, borderValue=0)
-            px, py = [(grid_s[b, ..., c] + 1.0) * half for c in (0, 1)]
-            out[0, b] = cv2.remap(target[..., :3], px, py, cv2.INTER_LINEAR, borderValue=0)
-            out[1, b], masks[b] = target[..., :3], target[..., 3:]
-        return out, masks
-
-    pair, masks = tf.numpy_function(sample, [images, *grids], (tf.float32, tf.float32), stateful=False)
-    pair.set_shape([2] + images.shape.as_list())
-    masks.set_shape(images.shape[:3].as_list() + [1])
-    return {"image": pair[0], "future_image": pair[1], "mask": masks}
-
-
-def warp_only(image_size: int, batch_size: int, seed: int, warp=tps.warp_pairs) -> tf.data.Dataset:
-    """One constant random batch, warped afresh every step (seed ``[seed, step]``)."""
-    images = tf.random.stateless_uniform([batch_size, image_size, image_size, 3], [seed, 0], 0, 255)
+def warp_only(args) -> tf.data.Dataset:
+    """One constant random uint8 batch, warped afresh every step (seed ``[seed, step]``)."""
+    shape = [args.batch_size, args.image_size, args.image_size, 3]
+    images = tf.cast(tf.random.stateless_uniform(shape, [args.seed, 0], 0, 256, tf.int32), tf.uint8)
     ds = tf.data.Dataset.from_tensors(images).repeat().enumerate()
-    ds = ds.map(lambda i, x: warp(x, folders.batch_seed(seed, i)), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def check_remap(image_size: int, coarse: int) -> None:
-    low = tf.random.stateless_uniform([4, 8, 8, 3], [1, 2], 0, 255)  # smooth, like photos
-    images = tf.image.resize(low, [image_size, image_size], method="bicubic")
-    ref, new = tps.warp_pairs(images, [3, 4]), remap_warp_pairs(images, [3, 4], coarse)
-    diff = [tf.abs(ref[k] - new[k]) for k in ("image", "future_image")]
-    print(f"cv2.remap vs tps.warp_pairs: |difference| max {max(float(tf.reduce_max(d)) for d in diff):.2g}, "
-          f"mean {np.mean([float(tf.reduce_mean(d)) for d in diff]):.2g} (pixel values 0..255)")
+    return ds.map(_warp_fn(args), num_parallel_calls=_calls(args.warp_calls)).prefetch(tf.data.AUTOTUNE)
 
 
 def build(args) -> tf.data.Dataset:
     size, batch, seed = args.image_size, args.batch_size, args.seed
-    if args.source in ("remap_only", "jpeg_remap"):
-        check_remap(size, args.coarse_grid)
-    if args.source == "remap_only":
-        return warp_only(size, batch, seed, lambda x, s: remap_warp_pairs(x, s, args.coarse_grid))
-    if args.source in ("jpeg_folder", "decode_only", "jpeg_remap"):
+    if args.source == "warp_only":
+        return warp_only(args)
+    if args.source in ("jpeg_folder", "jpeg_warp", "decode_only"):
         data_dir = args.data_dir or write_jpegs(
             f"/tmp/keras_landmarks_bench_jpegs_{args.file_size}", args.num_files, args.file_size)
         print(f"folder: {data_dir} ({len(folders.list_images(data_dir))} images)")
+        if args.source == "jpeg_folder":
+            return folders.image_folder_pairs(data_dir, size, batch, seed, deterministic=not args.nondeterministic)
+        make = decode_batches if args.decode == "batch" else decode_only
+        ds = make(data_dir, size, batch, seed, args.decode_calls)
         if args.source == "decode_only":
-            return decode_only(data_dir, size, batch, seed)
-        if args.source == "jpeg_remap":
-            ds = decode_only(data_dir, size, batch, seed).enumerate()
-            ds = ds.map(lambda i, x: remap_warp_pairs(x, folders.batch_seed(seed, i), args.coarse_grid),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-            return ds.prefetch(tf.data.AUTOTUNE)
-        return folders.image_folder_pairs(data_dir, size, batch, seed, deterministic=not args.nondeterministic)
-    if args.source == "warp_only":
-        return warp_only(size, batch, seed)
+            return ds
+        ds = ds.enumerate().map(_warp_fn(args), num_parallel_calls=_calls(args.warp_calls),
+                                deterministic=not args.nondeterministic)
+        return ds.prefetch(tf.data.AUTOTUNE)
     if args.source == "synthetic":
         from keras_landmarks.data.synthetic import synthetic_pairs
 
@@ -158,28 +143,29 @@ def build(args) -> tf.data.Dataset:
 
     if not args.data_dir:
         raise SystemExit("--source=video needs --data_dir (a folder of videos or frame folders)")
-    return video_pairs(args.data_dir, image_size=size, batch_size=batch, seed=seed)
+    return video_pairs(args.data_dir, image_size=size, batch_size=batch, seed=seed, tps=True)
 
 
-def measure(ds: tf.data.Dataset, batch_size: int, warmup: int, steps: int, windows: int) -> list[float]:
-    """Pairs per second of each timed window."""
+def measure(ds: tf.data.Dataset, batch_size: int, warmup: int, steps: int, windows: int):
+    """``(pairs/s of each window, CPU ms per pair of each window)``."""
     it = iter(ds)
     for _ in range(warmup):
         next(it)
-    rates = []
+    rates, cpu = [], []
     for _ in range(windows):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(steps):
             next(it)
         rates.append(steps * batch_size / (time.perf_counter() - start))
+        cpu.append((time.process_time() - cpu_start) * 1e3 / (steps * batch_size))
     del it  # stop the pipeline's threads before the interpreter exits
-    return rates
+    return rates, cpu
 
 
 def main(argv=None) -> float:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", default="jpeg_folder", choices=SOURCES)
-    p.add_argument("--data_dir", default=None, help="image folder (jpeg_folder/decode_only) or video folder")
+    p.add_argument("--data_dir", default=None, help="image folder (jpeg_*/decode_only) or video folder")
     p.add_argument("--image_size", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=50)
     p.add_argument("--steps", type=int, default=20, help="batches per timed window")
@@ -188,20 +174,32 @@ def main(argv=None) -> float:
     p.add_argument("--num_files", type=int, default=2000, help="generated JPEGs without --data_dir")
     p.add_argument("--file_size", type=int, default=128, help="side of the generated JPEGs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler", default=tps.PIPELINE_SAMPLER, choices=tps.SAMPLERS, help="jpeg_warp, warp_only")
+    p.add_argument("--coarse_grid", type=int, default=tps.PIPELINE_COARSE_GRID, help="jpeg_warp, warp_only; 0 = exact")
+    p.add_argument("--decode", default="image", choices=("image", "batch"),
+                   help="jpeg_warp/decode_only: one numpy_function per image (as folders.py) or per batch")
+    p.add_argument("--decode_calls", type=int, default=0, help="jpeg_warp: decode map parallelism (0 = AUTOTUNE)")
+    p.add_argument("--warp_calls", type=int, default=0, help="jpeg_warp, warp_only: warp map parallelism (0 = AUTOTUNE)")
     p.add_argument("--nondeterministic", action="store_true", help="deterministic=False in the maps")
-    p.add_argument("--coarse_grid", type=int, default=0, help="remap sources: spline grid side (0 = full)")
     p.add_argument("--threads", type=int, default=0, help="tf.data private threadpool size (0 = default)")
+    p.add_argument("--intra_op", type=int, default=0, help="tf.data max_intra_op_parallelism (0 = default)")
     args = p.parse_args(argv)
     ds = build(args)
+    options = tf.data.Options()
     if args.threads:
-        options = tf.data.Options()
         options.threading.private_threadpool_size = args.threads
-        ds = ds.with_options(options)
-    rates = measure(ds, args.batch_size, args.warmup, args.steps, args.windows)
-    median = float(np.median(rates))
-    print(f"source={args.source} image_size={args.image_size} batch_size={args.batch_size} "
-          f"cpus={os.cpu_count()} windows={[round(r) for r in rates]}")
-    print(f"pairs_per_s={median:.0f}")
+    if args.intra_op:
+        options.threading.max_intra_op_parallelism = args.intra_op
+    ds = ds.with_options(options)
+    load_before = os.getloadavg()[0]
+    rates, cpu = measure(ds, args.batch_size, args.warmup, args.steps, args.windows)
+    median, cpu_ms = float(np.median(rates)), float(np.median(cpu))
+    cores = os.cpu_count()
+    print(f"source={args.source} image_size={args.image_size} batch_size={args.batch_size} cpus={cores} "
+          f"windows={[round(r) for r in rates]} cpu_ms_per_pair={[round(c, 3) for c in cpu]} "
+          f"load_1min={load_before:.2f}->{os.getloadavg()[0]:.2f} "
+          f"all_cores_bound={cores * 1e3 / cpu_ms:.0f}/s")
+    print(f"pairs_per_s={median:.0f} cpu_ms_per_pair={cpu_ms:.3f} load={os.getloadavg()[0]:.2f}")
     return median
 
 

@@ -1,11 +1,12 @@
-"""Throughput of ``keras_landmarks.tps.warp_pairs`` on CPU.
+"""Throughput of ``keras_landmarks.tps.warp_pairs`` on CPU, per sampler and grid.
 
 One "warp" here is one training pair made from one image: a target warp of the image and
 its border mask, then a source warp of the result (two TPS warps, two bilinear samplings).
-Reported for batch 50 at 64 and 128 px in three settings: a ``tf.function`` called
-eagerly, the same with ``jit_compile=True``, and a ``tf.data`` pipeline that maps
-``warp_pairs`` over batches (``num_parallel_calls=AUTOTUNE``). The last line is the
-``tf.data`` rate at 128 px, the training configuration.
+Reported for batch 50 at 64 and 128 px: the TF sampler (exact grid) in a ``tf.function``,
+the same with ``jit_compile=True``, and ``tf.data`` maps (``num_parallel_calls=AUTOTUNE``)
+of every ``(sampler, coarse_grid)`` in ``SETTINGS``; each rate comes with the process CPU
+time per warp. The last line is the pipelines' setting (``tps.PIPELINE_SAMPLER``,
+``tps.PIPELINE_COARSE_GRID``) at 128 px, with the 1-minute load average.
 
     .venv/bin/python bench/tps.py [--steps 20]
 
@@ -25,34 +26,33 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from keras_landmarks import tps  # noqa: E402
 from keras_landmarks.tps import warp_pairs  # noqa: E402
 
 BATCH = 50
+SETTINGS = (("tf", None), ("tf", 33), ("cv2", None), ("cv2", 33))
 
 
-def _rate(run_step, steps: int) -> float:
+def _rate(run_step, steps: int) -> tuple[float, float]:
+    """``(warps/s, CPU ms per warp)``."""
     run_step(0)  # trace / compile outside the timing
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(1, steps + 1):
         run_step(i)
-    return steps * BATCH / (time.perf_counter() - start)
+    return steps * BATCH / (time.perf_counter() - start), (time.process_time() - cpu) * 1e3 / (steps * BATCH)
 
 
-def bench_function(images: tf.Tensor, steps: int, jit: bool) -> float:
+def bench_function(images: tf.Tensor, steps: int, jit: bool):
     fn = tf.function(lambda x, s: warp_pairs(x, s)["image"], jit_compile=jit)
     return _rate(lambda i: fn(images, tf.constant([0, i], tf.int64)).numpy(), steps)
 
 
-def bench_tf_data(images: tf.Tensor, steps: int) -> float:
-    ds = (
-        tf.data.Dataset.from_tensors(images)
-        .repeat()
-        .enumerate()
-        .map(lambda i, x: warp_pairs(x, tf.stack([tf.constant(0, tf.int64), i])),
-             num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    it = iter(ds)
+def bench_tf_data(images: tf.Tensor, steps: int, sampler: str, coarse_grid):
+    def warp(i, x):
+        return warp_pairs(x, tf.stack([tf.constant(0, tf.int64), i]), sampler=sampler, coarse_grid=coarse_grid)
+
+    ds = tf.data.Dataset.from_tensors(images).repeat().enumerate()
+    it = iter(ds.map(warp, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
     return _rate(lambda i: next(it)["image"].numpy(), steps)
 
 
@@ -62,15 +62,18 @@ def main() -> None:
     args = parser.parse_args()
     rate = 0.0
     for size in (64, 128):
-        images = tf.constant(np.random.default_rng(0).uniform(0, 255, (BATCH, size, size, 3)), tf.float32)
-        for name, run in (
-            ("tf.function", lambda: bench_function(images, args.steps, jit=False)),
-            ("tf.function(jit_compile=True)", lambda: bench_function(images, args.steps, jit=True)),
-            ("tf.data map", lambda: bench_tf_data(images, args.steps)),
-        ):
-            rate = run()
-            print(f"size={size} batch={BATCH} {name}: {rate:.0f} warps/s", flush=True)
-    print(f"warps_per_s={rate:.0f}")
+        images = tf.constant(np.random.default_rng(0).integers(0, 256, (BATCH, size, size, 3)), tf.uint8)
+        runs = [("tf.function tf exact", lambda: bench_function(images, args.steps, jit=False)),
+                ("tf.function(jit_compile=True) tf exact", lambda: bench_function(images, args.steps, jit=True))]
+        for sampler, grid in SETTINGS:
+            runs.append((f"tf.data map {sampler} {'exact' if grid is None else f'coarse_grid={grid}'}",
+                         lambda s=sampler, g=grid: bench_tf_data(images, args.steps, s, g)))
+        for name, run in runs:
+            rate, cpu_ms = run()
+            print(f"size={size} batch={BATCH} {name}: {rate:.0f} warps/s, {cpu_ms:.3f} CPU ms/warp, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
+        rate, cpu_ms = bench_tf_data(images, args.steps, tps.PIPELINE_SAMPLER, tps.PIPELINE_COARSE_GRID)
+    print(f"warps_per_s={rate:.0f} cpu_ms_per_warp={cpu_ms:.3f} load={os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

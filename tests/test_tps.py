@@ -8,6 +8,7 @@ from keras_landmarks import tps
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
 
 IDENTITY = WarpParams(a=0.0, b=0.0, rotation_deg=0.0, scale=0.0, translation=0.0)
+SAMPLER_GRIDS = [("tf", None), ("cv2", None), ("tf", 9), ("cv2", 9)]
 
 
 def _np_grid(height, width):
@@ -25,6 +26,19 @@ def _np_bilinear(image, x, y):
         for yi, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
             if 0 <= xi < w and 0 <= yi < h:
                 out += wx * wy * image[yi, xi]
+    return out
+
+
+def _np_bilinear_image(image, pix):
+    """Vectorised float64 bilinear sample of ``image [H, W, C]`` at pixel (x, y) ``pix [..., 2]``, zeros outside."""
+    h, w = image.shape[:2]
+    x, y = pix[..., 0], pix[..., 1]
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    out = np.zeros(pix.shape[:-1] + image.shape[2:])
+    for xi, wx in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
+        for yi, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+            inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+            out += np.where(inside, wx * wy, 0.0)[..., None] * image[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
     return out
 
 
@@ -94,19 +108,21 @@ def test_identity_parameters_return_the_input_exactly(height, width):
     np.testing.assert_array_equal(affine.numpy(), np.broadcast_to(tps._IDENTITY_AFFINE, (2, 3, 2)))
     np.testing.assert_array_equal(tps.warp_images(image, weights, affine).numpy(), image)
     np.testing.assert_allclose(tps.tps_warp_grid(weights, affine, height, width)[0], _np_grid(height, width), atol=1e-7)
-    out = tps.warp_pairs(image, [5, 6], IDENTITY, IDENTITY)
-    np.testing.assert_array_equal(out["image"].numpy(), image)
-    np.testing.assert_array_equal(out["future_image"].numpy(), image)
-    np.testing.assert_array_equal(out["mask"].numpy()[1], tps.border_mask(height, width))
+    for sampler, grid in SAMPLER_GRIDS:  # zero displacement at the nodes is zero everywhere
+        out = tps.warp_pairs(image, [5, 6], IDENTITY, IDENTITY, sampler=sampler, coarse_grid=grid)
+        np.testing.assert_array_equal(out["image"].numpy(), image)
+        np.testing.assert_array_equal(out["future_image"].numpy(), image)
+        np.testing.assert_array_equal(out["mask"].numpy()[1], tps.border_mask(height, width))
 
 
-def test_mask_is_zero_where_the_target_warp_samples_outside():
+@pytest.mark.parametrize("sampler,coarse_grid", SAMPLER_GRIDS)
+def test_mask_is_zero_where_the_target_warp_samples_outside(sampler, coarse_grid):
     big = WarpParams(a=0.001, b=0.005, rotation_deg=10.0, scale=0.1, translation=0.4)
     image = np.full((6, 32, 32, 3), 200.0, np.float32)
     seed = tf.constant([7, 8], tf.int64)
-    out = tps.warp_pairs(image, seed, target_warp=big)
+    out = tps.warp_pairs(image, seed, target_warp=big, sampler=sampler, coarse_grid=coarse_grid)
     target_seed = tps.split_seed(seed)[0]
-    grid = tps.random_warp_grids(target_seed, 6, 32, 32, big).numpy()
+    grid = tps.random_warp_grids(target_seed, 6, 32, 32, big, coarse_grid).numpy()
     outside = np.any(np.abs(grid) > 1.0, axis=-1)
     mask, future = out["mask"].numpy()[..., 0], out["future_image"].numpy()
     assert outside.sum() > 100 and (~outside).sum() > 100  # both cases occur
@@ -173,6 +189,12 @@ def test_eager_tf_data_and_xla_agree():
         # XLA fuses float ops differently: ~1e-3 grey levels of 255, ~1e-6 of the mask.
         np.testing.assert_allclose(xla[key].numpy(), eager[key].numpy(), atol=5e-3 * (key != "mask") + 1e-5)
     assert eager["mask"].shape == (4, 24, 24, 1)
+    # The OpenCV sampler is deterministic too, eagerly and inside tf.data.
+    cv2_eager = tps.warp_pairs(image, seed, sampler="cv2", coarse_grid=9)
+    ds = tf.data.Dataset.from_tensors(image).map(lambda x: tps.warp_pairs(x, seed, sampler="cv2", coarse_grid=9))
+    cv2_data = next(iter(ds))
+    for key in ("image", "future_image", "mask"):
+        np.testing.assert_array_equal(cv2_data[key].numpy(), cv2_eager[key].numpy())
 
 
 def test_parameter_and_displacement_statistics():
@@ -200,9 +222,83 @@ def test_parameter_and_displacement_statistics():
     np.testing.assert_allclose(disp[:, 0, 0].std(0), 0.1, rtol=0.06)
 
 
+# Noise images are the worst case for a sampling-position error (gradients up to 255 / px).
+# 40 x 48 px: not square, and big warps sample outside the image.
+BIG = WarpParams(a=0.001, b=0.01, rotation_deg=10.0, scale=0.1, translation=0.3)
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (3, np.float32), (1, np.float32), (4, np.float64)])
+def test_cv2_sampler_matches_tf_sampler_and_numpy_reference(channels, dtype):
+    # 1 and 4 channels (+ mask = 2 and 5) exercise remap's channel chunks: OpenCV rounds
+    # positions to 1/32 px for those counts, which would show here as errors of ~5.
+    images = np.random.default_rng(channels).uniform(0, 255, (3, 40, 48, channels)).astype(dtype)
+    seed = tf.constant([11, channels], tf.int64)
+    ref = tps.warp_pairs(images, seed, BIG, BIG)
+    got = tps.warp_pairs(images, seed, BIG, BIG, sampler="cv2")
+    for key in ref:
+        assert got[key].shape == ref[key].shape and got[key].dtype == tf.float32
+        np.testing.assert_allclose(got[key].numpy(), ref[key].numpy(), atol=1e-3)  # of 255; measured 5e-5
+    # Independently of the TF sampler: a float64 bilinear sample at random_warp_grids' positions.
+    grid = tps.random_warp_grids(tps.split_seed(seed)[0], 3, 40, 48, BIG).numpy().astype(np.float64)
+    pix = (grid + 1) / 2 * [47, 39]
+    assert np.any(pix < -1) and np.any((pix > 0) & (pix < [47, 39]))  # outside and inside both occur
+    expected = np.stack([_np_bilinear_image(images[b].astype(np.float64), pix[b]) for b in range(3)])
+    # 0.02: the grids agree to ~1e-5 px, times noise gradients of up to 255 / px.
+    np.testing.assert_allclose(got["future_image"].numpy(), expected, atol=0.02)
+
+
+@pytest.mark.parametrize("coarse_grid", [None, 9])
+def test_cv2_frame_pairs_match_tf(coarse_grid):
+    rng = np.random.default_rng(12)
+    frames = rng.integers(0, 256, (2, 3, 40, 48, 3), dtype=np.uint8)
+    ref = tps.warp_frame_pairs(frames[0], frames[1], [5, 7], BIG, BIG, coarse_grid=coarse_grid)
+    got = tps.warp_frame_pairs(frames[0], frames[1], [5, 7], BIG, BIG, sampler="cv2", coarse_grid=coarse_grid)
+    for key in ref:  # coarse: TF and OpenCV upsample in another float order (~1e-5 px)
+        np.testing.assert_allclose(got[key].numpy(), ref[key].numpy(), atol=1e-3 if coarse_grid is None else 2e-2)
+    assert np.abs(got["image"].numpy() - got["future_image"].numpy()).mean() > 10  # different frames
+
+
+@pytest.mark.parametrize("coarse_grid", [None, 9])
+def test_both_samplers_sample_where_random_warp_grids_says(coarse_grid):
+    # Bilinear sampling of a linear ramp returns the sampling position: read the grid back.
+    h, w = 24, 32
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    ramps = np.broadcast_to(np.stack([xx, yy, np.full_like(xx, 7.0)], -1), (4, h, w, 3))
+    seed = [3, 4]
+    grid = tps.random_warp_grids(tps.split_seed(seed)[0], 4, h, w, TARGET_WARP, coarse_grid).numpy()
+    pix = (grid + 1) / 2 * [w - 1, h - 1]
+    inside = np.all((pix >= 0) & (pix <= [w - 1, h - 1]), -1)
+    assert inside.mean() > 0.5 and np.abs(pix - np.stack([xx, yy], -1)).max() > 1.0
+    for sampler in tps.SAMPLERS:
+        out = tps.warp_pairs(ramps, seed, sampler=sampler, coarse_grid=coarse_grid)["future_image"].numpy()
+        np.testing.assert_allclose(out[..., :2][inside], pix[inside], atol=1e-3)
+        again = tps.warp_pairs(ramps, seed, sampler=sampler, coarse_grid=coarse_grid)["future_image"].numpy()
+        np.testing.assert_array_equal(again, out)
+
+
+def test_coarse_grid_is_within_its_bound_of_the_exact_grid():
+    m = tps.PIPELINE_COARSE_GRID
+    exact = tps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP).numpy()
+    coarse = tps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP, m).numpy()
+    step = 128 // (m - 1)  # 129 px, 33 nodes: every 4th pixel is a node, where the grids agree
+    np.testing.assert_allclose(coarse[:, ::step, ::step], exact[:, ::step, ::step], atol=2e-6)
+    error_px = np.abs(coarse - exact) * 64.0
+    assert 0.01 < error_px.max() <= 0.09 and error_px.mean() < 0.015  # tps.py docstring bound
+    # The bound shrinks ~ with the node spacing squared: 17 nodes are ~4x worse.
+    coarser = tps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP, 17).numpy()
+    assert np.abs(coarser - exact).max() * 64.0 > 2.5 * error_px.max()
+
+
 def test_bad_shapes_fail_with_clear_errors():
     with pytest.raises(ValueError, match="n\\*n"):
         tps.tps_warp_grid(np.zeros((1, 7, 2), np.float32), tps._IDENTITY_AFFINE[None], 8, 8)
     spec = tf.TensorSpec([2, None, None, 3], tf.float32)
     with pytest.raises(ValueError, match="static image sizes"):
         tf.function(lambda x: tps.warp_pairs(x, [0, 0])).get_concrete_function(spec)
+    image = np.zeros((1, 8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match="sampler"):
+        tps.warp_pairs(image, [0, 0], sampler="scipy")
+    with pytest.raises(ValueError, match="coarse_grid"):
+        tps.warp_pairs(image, [0, 0], coarse_grid=1)
+    with pytest.raises(ValueError, match="future_images"):
+        tps.warp_frame_pairs(image, np.zeros((1, 8, 9, 3), np.float32), [0, 0], sampler="cv2")

@@ -182,7 +182,8 @@ def celeb_a_pairs(
     ds = ds.batch(batch_size, drop_remainder=True).enumerate()
 
     def warp(index, images):
-        return tps.warp_pairs(images, batch_seed(seed, index), target_warp=target_warp, source_warp=source_warp)
+        return tps.warp_pairs(images, batch_seed(seed, index), target_warp=target_warp, source_warp=source_warp,
+                              sampler=tps.PIPELINE_SAMPLER, coarse_grid=tps.PIPELINE_COARSE_GRID)
 
     return ds.map(warp, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

@@ -129,8 +129,8 @@ def image_folder_pairs(
         return tf_load_crop_resize(path, image_size, stats)
 
     def warp(index, images):
-        return tps.warp_pairs(tf.cast(images, tf.float32), batch_seed(seed, index),
-                              target_warp=target_warp, source_warp=source_warp)
+        return tps.warp_pairs(images, batch_seed(seed, index), target_warp=target_warp, source_warp=source_warp,
+                              sampler=tps.PIPELINE_SAMPLER, coarse_grid=tps.PIPELINE_COARSE_GRID)
 
     ds = tf.data.Dataset.from_tensor_slices(paths)
     ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()

@@ -97,7 +97,7 @@ def synthetic_pairs(
         raise ValueError(f"synthetic_pairs: mode must be one of {MODES}, got {mode!r}")
     if mode == "tps":
         try:
-            from keras_landmarks.tps import warp_pairs
+            from keras_landmarks.tps import PIPELINE_COARSE_GRID, PIPELINE_SAMPLER, warp_pairs
         except ImportError as err:
             raise ImportError(
                 "synthetic_pairs(mode='tps') needs keras_landmarks/tps.py (warp_pairs); "
@@ -113,7 +113,8 @@ def synthetic_pairs(
         images, _ = render_faces(identity, pose, size, jit_compile)
         if mode == "tps":
             pair_seed = tf.cast(tf.random.experimental.stateless_fold_in(warp_seed, b), tf.int32)
-            return warp_pairs(images, pair_seed, target_warp=target_warp, source_warp=source_warp)
+            return warp_pairs(images, pair_seed, target_warp=target_warp, source_warp=source_warp,
+                              sampler=PIPELINE_SAMPLER, coarse_grid=PIPELINE_COARSE_GRID)
         future_pose = sample_pose(future_seed, batch, offset)
         future, landmarks = render_faces(identity, future_pose, size, jit_compile)
         return {

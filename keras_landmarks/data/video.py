@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
-from keras_landmarks.tps import warp_frame_pairs
+from keras_landmarks.tps import PIPELINE_COARSE_GRID, PIPELINE_SAMPLER, warp_frame_pairs
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -286,8 +286,8 @@ def video_pairs(
 
     def warped(index, frames):
         warp_seed = tf.stack([tf.constant(seed, tf.int64), index])
-        image, future = tf.cast(frames[0], tf.float32), tf.cast(frames[1], tf.float32)
-        return warp_frame_pairs(image, future, warp_seed, target_warp, source_warp)
+        return warp_frame_pairs(frames[0], frames[1], warp_seed, target_warp, source_warp,  # uint8 in
+                                sampler=PIPELINE_SAMPLER, coarse_grid=PIPELINE_COARSE_GRID)
 
     if tps:
         ds = ds.enumerate().map(warped, num_parallel_calls=tf.data.AUTOTUNE)
