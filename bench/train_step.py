@@ -115,7 +115,7 @@ def main() -> None:
     peak = peak_conv_gflops()
     print(f"threads: intra={tf.config.threading.get_intra_op_parallelism_threads() or 'auto'} "
           f"cpus={os.cpu_count()}  jit_compile={args.jit_compile}  policy={keras.mixed_precision.global_policy().name}")
-    print(f"| size | batch | width | perceptual | samples/s | GFLOP/sample (VGG) | GFLOP/s | peak conv GFLOP/s | ratio |")
+    print("| size | batch | width | perceptual | samples/s | GFLOP/sample (VGG) | GFLOP/s | peak conv GFLOP/s | ratio |")
     print(f"| {args.size} | {args.batch} | {args.width} | {args.perceptual} | {samples_per_s:.2f} | "
           f"{total / 1e9:.1f} ({vgg / 1e9:.1f}) | {achieved:.0f} | {peak:.0f} | {achieved / peak:.2f} |")
     print(f"samples_per_s={samples_per_s:.3f} gflop_per_sample={total / 1e9:.2f} "

@@ -22,7 +22,7 @@ def build_renderer(cfg: LandmarkConfig, name: str = "renderer") -> keras.Model:
     second conv is a plain conv3x3 to 3 channels (no BN, no activation); it predicts on a
     ``[0, 1]`` scale and a fixed x255 brings it to the input's scale.
     """
-    h, s = cfg.heatmap_size, cfg.image_size
+    h = cfg.heatmap_size
     features = keras.Input((h, h, encoder_channels(cfg)), name="features")
     maps = keras.Input((h, h, cfg.num_landmarks), name="maps")
     x = layers.Concatenate(name="concat")([features, maps])

@@ -23,31 +23,13 @@ transfer) adds ~0.1-0.15 ms (``bench/tps.py``, ``bench/pairs.py --source=warp_on
 
 from __future__ import annotations
 
-import atexit
 import functools
-import threading
-import time
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
-# Interpreter exit with a live pipeline: TF threads that call into a finalizing interpreter
-# abort or deadlock (see ``data/decode.py``, which guards its decode calls the same way).
-# At exit every later call fails fast, and we wait until none has started for 0.1 s (<= 2 s).
-_EXITING = threading.Event()
-_last_call = [0.0]
-
-
-def _quiesce_at_exit() -> None:
-    _EXITING.set()
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline and time.monotonic() - _last_call[0] < 0.1:
-        time.sleep(0.02)
-
-
-atexit.register(_quiesce_at_exit)
-
+from keras_landmarks import exit_guard
 
 @functools.lru_cache(maxsize=16)
 def pixel_centres(height: int, width: int, copies: int = 1) -> np.ndarray:
@@ -124,9 +106,7 @@ def warp_pair_batch(images, displacement, mask, future_images=None):
       ``future = warp_t(future_images or images)``, ``mask = warp_t(mask)``,
       ``image = warp_s(warp_t(images))``.
     """
-    _last_call[0] = time.monotonic()
-    if _EXITING.is_set():
-        raise RuntimeError("the Python interpreter is exiting")
+    exit_guard.enter()
     batch, height, width, channels = images.shape
     m_h, m_w = displacement.shape[1:3]
     base = pixel_centres(height, width, 2)  # [H, W, 4]: (x, y) of both warps

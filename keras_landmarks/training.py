@@ -189,7 +189,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
             "skipped by float16 loss scaling. Run the same command again to continue.")
     logs = next((c.last_logs for c in callbacks if isinstance(c, Progress)), {})
     say(f"Done: steps {start} -> {end} in {format_seconds(time.monotonic() - t0)}"
-        + (f"; losses (mean of the last interval): "
+        + ("; losses (mean of the last interval): "
            + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()) if logs else ""))
     if chief:
         say(f"  model: {os.path.join(logdir, MODEL_FILE)}\n  config: "

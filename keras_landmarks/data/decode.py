@@ -23,16 +23,16 @@ half-pixel centres, so a point maps as ``x' = (x - x0 + 0.5) * size / s - 0.5``.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import struct
 import threading
-import time
 
 import cv2
 import numpy as np
 import tensorflow as tf
+
+from keras_landmarks import exit_guard
 
 logger = logging.getLogger("keras_landmarks.data")
 
@@ -41,24 +41,6 @@ _JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8
 
 # Decode failures are counted and reported by us; OpenCV's own console messages are noise.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
-
-# Interpreter exit with a live pipeline: TF threads calling into a finalizing interpreter
-# abort ("terminate called without an active exception") or deadlock. At exit we make every
-# later decode call fail fast, so the pipelines' threads fill their buffers with errors and
-# block in C++, and wait until no call has started for 0.1 s (at most 2 s).
-_EXITING = threading.Event()
-_last_call = [0.0]
-
-
-def _quiesce_at_exit() -> None:
-    _EXITING.set()
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline and time.monotonic() - _last_call[0] < 0.1:
-        time.sleep(0.02)
-
-
-atexit.register(_quiesce_at_exit)
 
 
 class DecodeError(ValueError):
@@ -232,9 +214,7 @@ def tf_load_crop_resize(path, size: int, stats: DecodeStats) -> dict:
     """
 
     def load(path_bytes):
-        _last_call[0] = time.monotonic()
-        if _EXITING.is_set():
-            raise RuntimeError("the Python interpreter is exiting")
+        exit_guard.enter()
         if isinstance(path_bytes, np.ndarray):  # eager calls pass a 0-d object array
             path_bytes = path_bytes.item()
         name = os.fsdecode(path_bytes)
