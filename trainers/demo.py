@@ -11,7 +11,7 @@ r"""The main job (``make demo``): learn landmarks on toy faces, offline, on a CP
 4. writes ``<logdir>/REPORT.md`` with what it reached and how long each part took.
 
 The defaults (64x64, width 16, K=10, pixel-L2 loss, two-pose "video" pairs) were chosen by
-measurement to fit ~10 minutes on a 2-core CPU (BUILD.md, "The demo"). Re-running the
+measurement to train in ~11 minutes on a 2-core CPU (BUILD.md, "The demo"). Re-running the
 same command resumes an interrupted run.
 """
 
