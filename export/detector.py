@@ -170,7 +170,9 @@ def load_keras_detector(path: str) -> keras.Model:
     """
     import keras_landmarks  # noqa: F401, PLC0415 (registers the custom layers and model)
 
-    file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    from keras_landmarks.train_callbacks import model_file  # noqa: PLC0415
+
+    file = model_file(path)
     if not os.path.isfile(file):
         raise ValueError(f"{file} does not exist: pass a .keras file or a training logdir "
                          "containing model.keras")

@@ -78,21 +78,9 @@ def fit_to_square(image: np.ndarray, size: int, mode: str = "crop") -> tuple[np.
 
 def draw_landmarks(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Copy of ``image`` ``[H, W, 3]`` uint8 with ``points`` ``[K, 2]`` ``(x, y)`` pixels drawn."""
-    import cv2  # noqa: PLC0415
+    from keras_landmarks import viz  # noqa: PLC0415
 
-    out = np.ascontiguousarray(image).copy()
-    radius = max(2, round(min(image.shape[:2]) / 80))
-    hues = np.linspace(0, 179, len(points), endpoint=False).astype(np.uint8)
-    colours = cv2.cvtColor(np.stack([hues, np.full_like(hues, 255), np.full_like(hues, 255)],
-                                    -1)[None], cv2.COLOR_HSV2RGB)[0]
-    shift = 4  # sub-pixel drawing: coordinates in 1/16 px
-    for (x, y), colour in zip(points, colours):
-        if np.isfinite(x) and np.isfinite(y):
-            centre = (int(round((x) * 2**shift)), int(round((y) * 2**shift)))
-            cv2.circle(out, centre, radius * 2**shift, tuple(int(c) for c in colour), -1,
-                       cv2.LINE_AA, shift)
-            cv2.circle(out, centre, radius * 2**shift, (0, 0, 0), 1, cv2.LINE_AA, shift)
-    return out
+    return viz.draw_points(image, points, radius=max(2, round(min(image.shape[:2]) / 80)))
 
 
 def list_inputs(path: str) -> tuple[str, list[str]]:

@@ -16,12 +16,13 @@ import numpy as np
 
 from keras_landmarks import data, viz
 from keras_landmarks import eval as lm_eval
+from keras_landmarks.train_callbacks import model_file
 from keras_landmarks.model import LandmarkModel  # noqa: F401  (registers the classes for loading)
 
 
 def resolve_model_path(path: str) -> str:
     """A .keras file, or a logdir containing ``model.keras``."""
-    candidate = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    candidate = model_file(path)
     if not os.path.isfile(candidate):
         raise FileNotFoundError(
             f"--model={path}: no model there (expected a .keras file or a training logdir "

@@ -17,9 +17,14 @@ import time
 import keras
 import numpy as np
 
-from keras_landmarks import geometry
+from keras_landmarks import geometry, viz
 
 MODEL_FILE = "model.keras"
+
+
+def model_file(path: str) -> str:
+    """The model a path names: ``<path>/model.keras`` for a training logdir, else ``path``."""
+    return os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
 
 
 def current_step(model) -> int:
@@ -297,26 +302,14 @@ def draw_keypoints(images: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """Copy of ``images`` ``[B, H, W, 3]`` uint8 with filled dots at the keypoints.
 
     ``keypoints``: ``[B, K, 2]`` ``(x, y)`` normalised ``[-1, 1]`` (pixel-centre convention,
-    ``geometry.normalized_to_pixels``). Landmark ``k`` gets the ``k``-th of K hues, so a
-    landmark keeps its colour across images; dots are centred to 1/16 pixel.
+    ``geometry.normalized_to_pixels``). Landmark ``k`` keeps its colour across images
+    (``viz.draw_points``, sub-pixel placement).
     """
-    import cv2  # noqa: PLC0415
-
-    out = np.ascontiguousarray(images, dtype=np.uint8).copy()
-    h, w = out.shape[1:3]
+    h, w = images.shape[1:3]
     pixels = keras.ops.convert_to_numpy(
         geometry.normalized_to_pixels(keras.ops.convert_to_tensor(keypoints, "float32"), (h, w)))
-    k = pixels.shape[1]
-    hues = np.uint8([[[int(180 * i / k), 255, 255] for i in range(k)]])
-    colors = cv2.cvtColor(hues, cv2.COLOR_HSV2RGB)[0]
     radius = max(1, min(h, w) // 40)
-    for b in range(out.shape[0]):
-        for i, (x, y) in enumerate(pixels[b]):
-            if np.isfinite(x) and np.isfinite(y):
-                center = (int(round(x * 16)), int(round(y * 16)))
-                cv2.circle(out[b], center, radius * 16, tuple(int(c) for c in colors[i]), -1,
-                           cv2.LINE_AA, shift=4)
-    return out
+    return np.stack([viz.draw_points(im, pts, radius=radius, outline=False) for im, pts in zip(images, pixels)])
 
 
 def format_seconds(seconds: float) -> str:

@@ -23,8 +23,13 @@ def palette(n: int) -> np.ndarray:
 
 
 def draw_points(image: np.ndarray, points: np.ndarray, colours: np.ndarray | None = None,
-                radius: float | None = None, marker: str = "dot") -> np.ndarray:
-    """A copy of ``image`` (uint8 RGB) with ``points`` drawn: ``dot`` filled, ``cross`` x."""
+                radius: float | None = None, marker: str = "dot", outline: bool = True) -> np.ndarray:
+    """A copy of ``image`` (uint8 RGB) with ``points`` drawn: ``dot`` filled, ``cross`` x.
+
+    ``points``: ``[P, 2]`` pixel ``(x, y)``, placed to 1/16 px; point i gets ``palette``
+    colour i. ``outline`` rings each dot in black (off for 1-2 px dots, where it would
+    cover the dot itself).
+    """
     out = np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8))
     points = np.asarray(points, np.float64)
     colours = palette(len(points)) if colours is None else np.asarray(colours, np.uint8)
@@ -37,7 +42,8 @@ def draw_points(image: np.ndarray, points: np.ndarray, colours: np.ndarray | Non
         centre = (int(round(x * scale)), int(round(y * scale)))
         if marker == "dot":
             cv2.circle(out, centre, int(r * scale), c, -1, cv2.LINE_AA, _SUBPIXEL_BITS)
-            cv2.circle(out, centre, int(r * scale), (0, 0, 0), 1, cv2.LINE_AA, _SUBPIXEL_BITS)
+            if outline:
+                cv2.circle(out, centre, int(r * scale), (0, 0, 0), 1, cv2.LINE_AA, _SUBPIXEL_BITS)
         else:
             d = int(r * 1.3 * scale)
             for sx, sy in ((1, 1), (1, -1)):

@@ -48,6 +48,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from keras_landmarks import evaluation, training
+    from keras_landmarks.train_callbacks import model_file
     from keras_landmarks.config import preset
 
     cfg = preset("synthetic", image_size=FLAGS.image_size, width=FLAGS.width,
@@ -61,7 +62,7 @@ def main(argv):
     timings["train_s"] = time.time() - start
 
     start = time.time()
-    model_path = os.path.join(FLAGS.logdir, "model.keras")
+    model_path = model_file(FLAGS.logdir)
     report = evaluation.evaluate_saved_model(
         model_path, FLAGS.logdir, dataset="synthetic", num_train=FLAGS.num_train,
         num_test=FLAGS.num_test)
