@@ -216,6 +216,61 @@ def test_tf_op_skips_and_counts_bad_files_once(tmp_path, caplog):
     assert len(summaries) == 3 and f"{n_bad} unreadable" in summaries[-1]  # one per pass over the files
 
 
+def _mixed_folder(tmp_path):
+    """Paths of 3 good files, every ``BAD_FILES`` entry and a vanished file, sorted by name."""
+    good = {"a.jpg": _GOOD_JPEG, "b.png": _GOOD_PNG, "c.bmp": _encode(".bmp", quadrants(20, 30))}
+    for name, data in {**good, **{k: v for k, (v, _) in BAD_FILES.items()}}.items():
+        (tmp_path / name).write_bytes(data)
+    paths = sorted(str(tmp_path / n) for n in [*good, *BAD_FILES, "vanished.jpg"])
+    return paths, [i for i, p in enumerate(paths) if p.rsplit("/", 1)[1] in good]
+
+
+def test_batch_op_equals_per_file_decode_and_skips_bad_files_once(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="keras_landmarks.data")
+    paths, good = _mixed_folder(tmp_path)
+    stats = decode.DecodeStats("test", files_per_epoch=len(paths))
+    expected = [decode.load_crop_resize(paths[i], 32) for i in good]
+    # numpy, eager op, then twice through tf.data in batches of 3 (some batches all bad).
+    images, affine, index = decode.load_batch(paths, 32, stats)
+    eager = decode.tf_load_batch(tf.constant(paths), 32, stats)
+    ds = tf.data.Dataset.from_tensor_slices(paths).repeat(2).batch(3)
+    out = list(ds.map(lambda p: decode.tf_load_batch(p, 32, stats), num_parallel_calls=2).as_numpy_iterator())
+    assert any(len(b["index"]) == 0 and b["image"].shape == (0, 32, 32, 3) for b in out)
+    for imgs, aff, idx in [(images, affine, index), tuple(eager[k].numpy() for k in ("image", "affine", "index"))]:
+        assert imgs.dtype == np.uint8 and list(idx) == good
+        np.testing.assert_array_equal(imgs, [e[0] for e in expected])
+        np.testing.assert_array_equal(aff, [e[1] for e in expected])
+    positions = np.concatenate([b["index"] + 3 * n for n, b in enumerate(out)]) % len(paths)
+    assert list(positions) == good * 2
+    np.testing.assert_array_equal(np.concatenate([b["image"] for b in out]), [e[0] for e in expected] * 2)
+    n_bad = len(paths) - len(good)
+    assert stats.skipped == n_bad and stats.decoded == 4 * len(good) and stats.attempts == 4 * len(paths)
+    assert "cannot read" in stats.skipped_files[str(tmp_path / "vanished.jpg")]
+    skip_lines = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert sorted(skip_lines) == sorted(f"test: skipping unreadable image {p}: {r}" for p, r in stats.skipped_files.items())
+    summaries = [r.getMessage() for r in caplog.records if "unreadable files skipped" in r.getMessage()]
+    assert len(summaries) == 4  # one per pass over the files
+
+
+def test_batch_decode_stops_at_interpreter_exit(tmp_path):
+    """Checked before every file, not once per call: a long batch ends soon after exit begins."""
+    from keras_landmarks import exit_guard
+
+    class ExitAfterFirstFile(decode.DecodeStats):
+        def record(self, path, error=None):
+            super().record(path, error)
+            exit_guard._EXITING.set()  # as the atexit hook does
+
+    paths, _ = _mixed_folder(tmp_path)
+    stats = ExitAfterFirstFile("test")
+    try:
+        with pytest.raises(RuntimeError, match="exiting"):
+            decode.load_batch(paths, 32, stats)
+    finally:
+        exit_guard._EXITING.clear()
+    assert stats.attempts == 1
+
+
 # ---------------------------------------------------------------- geometry
 
 

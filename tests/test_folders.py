@@ -85,6 +85,53 @@ def test_pairs_epoch_covers_good_files_once_and_skips_bad(tmp_path, caplog):
     assert not np.allclose(next(iter(other))["image"], batches[0]["image"])
 
 
+def _folder_with_bad_files(tmp_path, n_good):
+    """``n_good`` solid-colour images (ids 1..n_good) among a zero-byte JPEG, a text file
+    named .jpg, a truncated JPEG, a PNG signature alone and a file deleted after listing."""
+    for i in range(1, n_good + 1):
+        _write(tmp_path / f"sub{i % 2}/good{i:02d}.{('jpg', 'png', 'bmp')[i % 3]}", _solid(i, 24 + i, 30))
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("not an image")
+    _write(tmp_path / "cut.jpg", _solid(5)).write_bytes((tmp_path / "cut.jpg").read_bytes()[:150])
+    (tmp_path / "sub0/header.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    _write(tmp_path / "gone.png", _solid(7))
+    bad = {str(tmp_path / n) for n in ("zero.jpg", "notes.jpg", "cut.jpg", "sub0/header.png", "gone.png")}
+    return bad
+
+
+def test_batch_path_epochs_are_full_batches_of_every_good_file_once(tmp_path, caplog):
+    bad = _folder_with_bad_files(tmp_path, 13)
+    caplog.set_level(logging.WARNING, logger="keras_landmarks.data")
+    ds, again, other = (folders.image_folder_batches(str(tmp_path), image_size=16, batch_size=5, seed=s)
+                        for s in (3, 3, 4))
+    (tmp_path / "gone.png").unlink()  # listed, then deleted: a read error
+    assert ds.element_spec == tf.TensorSpec([5, 16, 16, 3], tf.uint8)
+    batches = list(ds.take(13).as_numpy_iterator())  # 5 passes over the 13 good files
+    assert all(b.shape == (5, 16, 16, 3) and b.dtype == np.uint8 for b in batches)
+    ids = np.concatenate([_ids(b) for b in batches])
+    passes = [list(ids[13 * e:13 * e + 13]) for e in range(5)]
+    assert all(sorted(p) == list(range(1, 14)) for p in passes)
+    assert len({tuple(p) for p in passes}) > 1  # reshuffled
+    stats = ds.decode_stats
+    assert stats.skipped == 5 and set(stats.skipped_files) == bad
+    assert len([r for r in caplog.records if "skipping unreadable" in r.getMessage()]) == 5  # once per file
+    assert len([r for r in caplog.records if "unreadable files skipped" in r.getMessage()]) >= 5  # per pass
+    np.testing.assert_array_equal(np.stack(list(again.take(13))), np.stack(batches))  # same seed, same batches
+    assert list(np.concatenate([_ids(b) for b in other.take(13).as_numpy_iterator()])) != list(ids)
+
+
+def test_pairs_are_the_warped_image_batches_despite_skipped_files(tmp_path):
+    _folder_with_bad_files(tmp_path, 7)
+    kw = {"image_size": 16, "batch_size": 4, "seed": 9}
+    pairs = folders.image_folder_pairs(str(tmp_path), **kw).take(5)
+    images = folders.image_folder_batches(str(tmp_path), **kw).take(5)
+    for i, (pair, batch) in enumerate(zip(pairs, images)):
+        expected = tps.warp_pairs(batch, tf.constant([9, i], tf.int64), sampler=tps.PIPELINE_SAMPLER,
+                                  coarse_grid=tps.PIPELINE_COARSE_GRID)
+        for key in ("image", "future_image", "mask"):
+            np.testing.assert_array_equal(pair[key], expected[key])
+
+
 def test_empty_or_unreadable_folders_fail_fast(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         folders.image_folder_pairs(str(tmp_path / "nowhere"))

@@ -3,10 +3,17 @@
 ``image_folder_pairs``: every ``.jpg/.jpeg/.png/.bmp/.webp`` (any case) under a folder,
 shuffled, decoded (``decode.py``: unreadable files are skipped and counted), centre-cropped
 to the largest square, resized to ``image_size`` (area averaging when shrinking, bilinear
-when enlarging; ``decode.crop_resize``), batched, then warped into pairs by
-``tps.warp_pairs`` with the stateless seed ``[seed, batch_index]``: the same seed gives the
-same batches. The stream repeats forever (reshuffled every pass); use ``take`` or
-``steps_per_epoch``.
+when enlarging; ``decode.crop_resize``), batched (``image_folder_batches``), then warped
+into pairs by ``tps.warp_pairs`` with the stateless seed ``[seed, batch_index]``: the same
+seed gives the same batches. The stream repeats forever (reshuffled every pass); use
+``take`` or ``steps_per_epoch``.
+
+Decoding takes one ``tf.numpy_function`` call per ``batch_size`` paths
+(``decode.tf_load_batch``); ``Dataset.rebatch`` then refills the batches that lost
+unreadable files, so every batch is full and an epoch of batches holds every readable
+image once. Decode and warp stay separate stages: a prototype fusing them into one call
+used no less CPU per pair (BUILD.md), and separate, batch ``i`` is exactly
+``tps.warp_pairs(images_i, [seed, i])`` whichever files were skipped.
 
 ``annotated_folder``: images plus a landmarks CSV, in CSV order, for the evaluation
 protocol. CSV format (UTF-8, comma separated, one header line)::
@@ -45,6 +52,7 @@ from keras_landmarks.data.decode import (
     DecodeError,
     DecodeStats,
     load_crop_resize,
+    tf_load_batch,
     tf_load_crop_resize,
 )
 
@@ -71,10 +79,6 @@ def _is_ok(ex: dict):
     return ex["ok"]
 
 
-def _image_only(ex: dict):
-    return ex["image"]
-
-
 def _without_ok(ex: dict) -> dict:
     return {k: v for k, v in ex.items() if k != "ok"}
 
@@ -90,6 +94,44 @@ def _check_decodable(paths: Sequence[str], size: int, where: str) -> None:
             first_error = first_error or f"{path}: {e}"
     raise ValueError(f"no readable image in {where}: all {len(paths)} image files failed to "
                      f"decode (first: {first_error}); check the folder's contents")
+
+
+def image_folder_batches(
+    data_dir: str,
+    image_size: int = 128,
+    batch_size: int = 50,
+    seed: int = 0,
+    *,
+    deterministic: bool = True,
+    stats: DecodeStats | None = None,
+) -> tf.data.Dataset:
+    """Endless full batches of the folder's images, decoded and cropped, without warps.
+
+    Args: as ``image_folder_pairs``.
+    Returns:
+      ``[B, S, S, 3]`` uint8 RGB batches (static shape), shuffled with ``seed`` and
+      reshuffled every pass; each pass yields every readable file once (a batch may span
+      two passes). ``dataset.decode_stats`` holds the skipped files.
+    Raises:
+      FileNotFoundError / ValueError naming ``data_dir`` if it holds no readable image.
+    """
+    paths = list_images(data_dir)
+    if not paths:
+        raise ValueError(f"image folder {data_dir!r} has no {'/'.join(IMAGE_EXTENSIONS)} files")
+    order = np.random.default_rng(seed).permutation(len(paths))
+    _check_decodable([paths[i] for i in order], image_size, f"image folder {data_dir!r}")
+    if stats is None:
+        stats = DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(paths))
+
+    def decode(batch_paths):
+        return tf_load_batch(batch_paths, image_size, stats)["image"]
+
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.rebatch(batch_size, drop_remainder=True)  # refills batches that lost bad files
+    ds.decode_stats = stats
+    return ds
 
 
 def image_folder_pairs(
@@ -108,38 +150,26 @@ def image_folder_pairs(
     Args:
       data_dir: root folder, searched recursively (symlinked folders are not followed).
       deterministic: keep element order fixed (reproducible batches); False lets a slow
-        (e.g. huge) file be overtaken by the next ones, at the cost of reproducibility.
+        batch of files (e.g. huge ones) be overtaken by the next, at the cost of
+        reproducibility.
       stats: a ``DecodeStats`` to record skipped files in; by default a new one, reachable
         as ``dataset.decode_stats``.
     Returns:
       Batched dicts ``{"image", "future_image": [B, S, S, 3] float32 RGB in [0, 255],
-      "mask": [B, S, S, 1] float32}`` (``tps.warp_pairs``), static shapes.
+      "mask": [B, S, S, 1] float32}`` (``tps.warp_pairs``: a fresh warp per image; pixel
+      ``(x, y)`` as in ``geometry.py``), static shapes, every batch full.
     Raises:
       FileNotFoundError / ValueError naming ``data_dir`` if it holds no readable image.
     """
-    paths = list_images(data_dir)
-    if not paths:
-        raise ValueError(f"image folder {data_dir!r} has no {'/'.join(IMAGE_EXTENSIONS)} files")
-    order = np.random.default_rng(seed).permutation(len(paths))
-    _check_decodable([paths[i] for i in order], image_size, f"image folder {data_dir!r}")
-    if stats is None:
-        stats = DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(paths))
+    images = image_folder_batches(data_dir, image_size, batch_size, seed, deterministic=deterministic, stats=stats)
 
-    def decode(path):
-        return tf_load_crop_resize(path, image_size, stats)
-
-    def warp(index, images):
-        return tps.warp_pairs(images, batch_seed(seed, index), target_warp=target_warp, source_warp=source_warp,
+    def warp(index, batch):
+        return tps.warp_pairs(batch, batch_seed(seed, index), target_warp=target_warp, source_warp=source_warp,
                               sampler=tps.PIPELINE_SAMPLER, coarse_grid=tps.PIPELINE_COARSE_GRID)
 
-    ds = tf.data.Dataset.from_tensor_slices(paths)
-    ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.filter(_is_ok).map(_image_only)
-    ds = ds.batch(batch_size, drop_remainder=True).enumerate()
-    ds = ds.map(warp, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = images.enumerate().map(warp, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    ds.decode_stats = stats
+    ds.decode_stats = images.decode_stats
     return ds
 
 
@@ -259,4 +289,7 @@ def annotated_folder(
     return ds
 
 
-__all__ = ["list_images", "batch_seed", "image_folder_pairs", "read_landmarks_csv", "annotated_folder"]
+__all__ = [
+    "list_images", "batch_seed", "image_folder_batches", "image_folder_pairs", "read_landmarks_csv",
+    "annotated_folder",
+]
