@@ -1,15 +1,18 @@
 """Training-pair throughput of the data pipelines (pairs per second, CPU).
 
 Sources:
-  jpeg_folder  ``image_folder_pairs`` on a JPEG folder: decode + crop/resize + fresh TPS
-               warps per image, exactly as training uses it (``tps.PIPELINE_SAMPLER``,
-               ``tps.PIPELINE_COARSE_GRID``). Without ``--data_dir`` it writes
-               ``--num_files`` random smooth JPEGs of ``--file_size`` px to /tmp.
-  jpeg_warp    the same stages built here, with ``--sampler`` / ``--coarse_grid`` /
-               ``--decode_calls`` / ``--warp_calls`` to compare variants (e.g. the old
-               ``--sampler=tf --coarse_grid=0``).
-  decode_only  the same folder, decode + crop/resize + batch, no warp (``--decode=batch``:
-               a prototype decoding one batch of files per ``numpy_function`` call).
+  jpeg_folder  ``image_folder_pairs`` on a JPEG folder: decode (one ``numpy_function`` per
+               batch of paths) + crop/resize + fresh TPS warps per image, exactly as training
+               uses it (``tps.PIPELINE_SAMPLER``, ``tps.PIPELINE_COARSE_GRID``). Without
+               ``--data_dir`` it writes ``--num_files`` random smooth JPEGs of ``--file_size``
+               px to /tmp.
+  jpeg_warp    the library's decoded batches (``image_folder_batches``) warped here, with
+               ``--sampler`` / ``--coarse_grid`` / ``--warp_calls`` to compare variants (e.g.
+               the old ``--sampler=tf --coarse_grid=0``); ``--decode=image``: the former
+               path, one ``numpy_function`` per file, then ``filter`` + ``batch``;
+               ``--decode=fused``: decode and warp in one ``numpy_function`` per batch of
+               paths, refilled after the warp (the alternative measured against the library).
+  decode_only  the same decoded batches (``--decode=batch|image``), no warp.
   warp_only    ``tps.warp_pairs`` (``--sampler``, ``--coarse_grid``) on one constant uint8
                batch in a parallel ``tf.data`` map: the warp alone.
   synthetic    ``synthetic_pairs`` (generated toy faces, 64 px unless ``--image_size``).
@@ -22,7 +25,8 @@ process's CPU time per pair (all its threads; other processes do not inflate it 
 and scaled perfectly (an upper bound, not a measurement). Quote the command and the load.
 
     .venv/bin/python bench/pairs.py --source=jpeg_folder --data_dir=/work/shared/data/ytfaces/images
-    .venv/bin/python bench/pairs.py --source=jpeg_warp --sampler=tf --coarse_grid=0   # the old path
+    .venv/bin/python bench/pairs.py --source=jpeg_warp --decode=image    # the per-file decoder
+    .venv/bin/python bench/pairs.py --source=jpeg_warp --sampler=tf --coarse_grid=0   # the old warp
 
 The last line is ``pairs_per_s=<median> cpu_ms_per_pair=<x> load=<1-min load average>``.
 """
@@ -41,7 +45,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_landmarks import tps  # noqa: E402
+from keras_landmarks import tps, tps_cv2  # noqa: E402
+from keras_landmarks.config import SOURCE_WARP, TARGET_WARP  # noqa: E402
 from keras_landmarks.data import decode, folders  # noqa: E402
 
 SOURCES = ("jpeg_folder", "jpeg_warp", "decode_only", "warp_only", "synthetic", "video")
@@ -65,44 +70,38 @@ def _calls(n: int):
     return tf.data.AUTOTUNE if n <= 0 else n
 
 
-def decode_only(data_dir: str, image_size: int, batch_size: int, seed: int, calls: int = 0) -> tf.data.Dataset:
-    """``image_folder_pairs`` up to batching (same ops, uint8 batches), without the warp."""
+def per_file_batches(data_dir: str, image_size: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """The former ``image_folder_batches``: one ``numpy_function`` per file, filter, batch."""
     paths = folders.list_images(data_dir)
     stats = decode.DecodeStats("bench", files_per_epoch=len(paths))
     ds = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed).repeat()
-    ds = ds.map(lambda p: decode.tf_load_crop_resize(p, image_size, stats), num_parallel_calls=_calls(calls))
+    ds = ds.map(lambda p: decode.tf_load_crop_resize(p, image_size, stats), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.filter(lambda ex: ex["ok"]).map(lambda ex: ex["image"])
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True)
 
 
-def decode_batches(data_dir: str, image_size: int, batch_size: int, seed: int, calls: int = 0) -> tf.data.Dataset:
-    """Prototype for ``--decode=batch``: one ``numpy_function`` decodes a whole batch of paths
-    (unreadable files skipped and counted), then ``unbatch().batch()`` refills full batches.
-    Same images as ``decode_only``, without ~0.4 ms/image of per-element ``tf.data`` +
-    ``numpy_function`` overhead (bench/pairs.py numbers in the report)."""
+def fused_pairs(data_dir: str, image_size: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Decode + ``tps_cv2`` warp in one ``numpy_function`` per batch of paths, then ``rebatch``
+    (warps of batch ``i`` of paths drawn from ``[seed, i]`` for a full batch, the first ``m`` used)."""
     paths = folders.list_images(data_dir)
     stats = decode.DecodeStats("bench", files_per_epoch=len(paths))
+    size, mask, grid = image_size, tps.border_mask(image_size, image_size), tps.PIPELINE_COARSE_GRID
 
-    def load(batch_paths):
-        out, kept = np.empty((len(batch_paths), image_size, image_size, 3), np.uint8), 0
-        for path in batch_paths:
-            name = os.fsdecode(path)
-            try:
-                out[kept] = decode.load_crop_resize(name, image_size)[0]
-            except (decode.DecodeError, OSError) as e:
-                stats.record(name, str(e))
-                continue
-            stats.record(name)
-            kept += 1
-        return out[:kept]
+    def kernel(batch_paths, displacement):
+        images = decode.load_batch(batch_paths, size, stats)[0]
+        return tps_cv2.warp_pair_batch(images, displacement[: len(images)], mask)
 
-    def load_tf(batch_paths):
-        images = tf.numpy_function(load, [batch_paths], tf.uint8, stateful=False)
-        return tf.ensure_shape(images, [None, image_size, image_size, 3])
+    def fused(index, batch_paths):
+        seeds, half = tps.split_seed(folders.batch_seed(seed, index)), tps._half(size, size)
+        disp = [tps._node_displacement(*tps.random_tps_params(s, batch_size, w), size, size, grid, half)
+                for s, w in ((seeds[0], TARGET_WARP), (seeds[1], SOURCE_WARP))]
+        out = tf.numpy_function(kernel, [batch_paths, tf.concat(disp, -1)], (tf.float32,) * 3, stateful=False)
+        shapes = ([None, size, size, 3], [None, size, size, 3], [None, size, size, 1])
+        return {k: tf.ensure_shape(t, sh) for k, t, sh in zip(("image", "future_image", "mask"), out, shapes)}
 
     ds = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed).repeat().batch(batch_size)
-    ds = ds.map(load_tf, num_parallel_calls=_calls(calls)).unbatch()
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.enumerate().map(fused, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.rebatch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def _warp_fn(args):
@@ -128,10 +127,14 @@ def build(args) -> tf.data.Dataset:
         print(f"folder: {data_dir} ({len(folders.list_images(data_dir))} images)")
         if args.source == "jpeg_folder":
             return folders.image_folder_pairs(data_dir, size, batch, seed, deterministic=not args.nondeterministic)
-        make = decode_batches if args.decode == "batch" else decode_only
-        ds = make(data_dir, size, batch, seed, args.decode_calls)
+        if args.decode == "fused":
+            return fused_pairs(data_dir, size, batch, seed)
+        if args.decode == "image":
+            ds = per_file_batches(data_dir, size, batch, seed)
+        else:
+            ds = folders.image_folder_batches(data_dir, size, batch, seed, deterministic=not args.nondeterministic)
         if args.source == "decode_only":
-            return ds
+            return ds.prefetch(tf.data.AUTOTUNE)
         ds = ds.enumerate().map(_warp_fn(args), num_parallel_calls=_calls(args.warp_calls),
                                 deterministic=not args.nondeterministic)
         return ds.prefetch(tf.data.AUTOTUNE)
@@ -176,9 +179,9 @@ def main(argv=None) -> float:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampler", default=tps.PIPELINE_SAMPLER, choices=tps.SAMPLERS, help="jpeg_warp, warp_only")
     p.add_argument("--coarse_grid", type=int, default=tps.PIPELINE_COARSE_GRID, help="jpeg_warp, warp_only; 0 = exact")
-    p.add_argument("--decode", default="image", choices=("image", "batch"),
-                   help="jpeg_warp/decode_only: one numpy_function per image (as folders.py) or per batch")
-    p.add_argument("--decode_calls", type=int, default=0, help="jpeg_warp: decode map parallelism (0 = AUTOTUNE)")
+    p.add_argument("--decode", default="batch", choices=("batch", "image", "fused"),
+                   help="jpeg_warp/decode_only: one numpy_function per batch of files (the library) or per file; "
+                        "fused: decode + warp in one call (jpeg_warp)")
     p.add_argument("--warp_calls", type=int, default=0, help="jpeg_warp, warp_only: warp map parallelism (0 = AUTOTUNE)")
     p.add_argument("--nondeterministic", action="store_true", help="deterministic=False in the maps")
     p.add_argument("--threads", type=int, default=0, help="tf.data private threadpool size (0 = default)")
