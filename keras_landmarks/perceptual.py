@@ -53,6 +53,7 @@ def build_feature_extractor(cfg: LandmarkConfig, weights: str | None = "from_con
     Raises:
       FileNotFoundError: ImageNet weights neither cached nor downloadable, or a
         ``vgg19:<file>`` that does not exist; the message says what to do.
+      ValueError: a ``vgg19:<file>`` that is not a VGG-19 (include_top=False) weights file.
     """
     if cfg.perceptual == "l2":
         return None
@@ -66,6 +67,8 @@ def build_feature_extractor(cfg: LandmarkConfig, weights: str | None = "from_con
     except Exception as err:  # Keras raises a bare Exception on a failed download.
         if weights == "imagenet" and not os.path.exists(imagenet_weights_path()):
             raise FileNotFoundError(_imagenet_missing_message()) from err
+        if cfg.perceptual.startswith("vgg19:") and isinstance(err, (ValueError, OSError)):
+            raise ValueError(_wrong_file_message(weights, err)) from err
         raise
     if weights is None:
         _seeded_init(vgg, cfg.seed)
@@ -137,6 +140,17 @@ def _resolve_weights(spec: str) -> str | None:
             f"{IMAGENET_WEIGHTS_FILE}."
         )
     return path
+
+
+def _wrong_file_message(path: str, err: Exception) -> str:
+    first = str(err).strip().splitlines()[0].rstrip(":") if str(err).strip() else type(err).__name__
+    return (
+        f"perceptual='vgg19:{path}': not a VGG-19 (include_top=False) weights file that Keras "
+        f"can load ({type(err).__name__}: {first[:200]}). Pass the --output of "
+        "trainers/pretrain_colorization.py (a .weights.h5; not its backup/ resume state), a "
+        "Keras save_weights file of keras.applications.VGG19(include_top=False) (name ending "
+        f"in .weights.h5), or Keras' {IMAGENET_WEIGHTS_FILE} (legacy .h5)."
+    )
 
 
 def _imagenet_missing_message() -> str:

@@ -52,12 +52,15 @@ class ResumableCheckpoint(keras.callbacks.BackupAndRestore):
       logdir: where ``model.keras`` goes.
       backup_dir: this worker's backup folder (one per worker in multi-worker runs).
       chief: whether this worker writes ``model.keras``.
+      model_file: the full model's file name in ``logdir``; ``None`` writes only the
+        backup (a model that is not saved whole, e.g. the colorization pre-training).
     """
 
-    def __init__(self, logdir: str, backup_dir: str, chief: bool = True):
+    def __init__(self, logdir: str, backup_dir: str, chief: bool = True,
+                 model_file: str | None = MODEL_FILE):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
         self.logdir, self.chief = logdir, chief
-        self.model_path = os.path.join(logdir, MODEL_FILE)
+        self.model_path = os.path.join(logdir, model_file) if model_file else None
         self.restored_from: int | None = None  # the step after restore()
         self.restored = False  # whether a backup was loaded
 
@@ -84,7 +87,7 @@ class ResumableCheckpoint(keras.callbacks.BackupAndRestore):
         if bad:
             self._fail(f"non-finite weights after step {current_step(self.model)} "
                        f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
-        if self.chief:
+        if self.chief and self.model_path:
             tmp = os.path.join(self.logdir, "model.tmp.keras")
             self.model.save(tmp)
             os.replace(tmp, self.model_path)
@@ -102,8 +105,12 @@ class ResumableCheckpoint(keras.callbacks.BackupAndRestore):
         pass  # keep the backup: rerunning a finished run then resumes at its last step
 
     def _fail(self, what: str):
-        saved = (f"the last good model is {self.model_path}" if os.path.exists(self.model_path)
-                 else "no model was saved yet")
+        if self.model_path is None:
+            saved = "the last good state is the backup"
+        elif os.path.exists(self.model_path):
+            saved = f"the last good model is {self.model_path}"
+        else:
+            saved = "no model was saved yet"
         raise FloatingPointError(
             f"Training stopped: {what}. Nothing was written after the last save: {saved}, and "
             f"rerunning the same command resumes from {self.backup_dir}. Lower --learning_rate "
