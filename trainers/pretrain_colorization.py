@@ -1,0 +1,113 @@
+r"""Pre-train the perceptual VGG-19 by self-supervised colorization (no labels, no ImageNet).
+
+    python trainers/pretrain_colorization.py --dataset=celeb_a --steps=50000 \
+        --logdir=runs/colorization_celeba
+    python trainers/train.py --dataset=celeb_a \
+        --perceptual=vgg19:runs/colorization_celeba/vgg19_colorization.weights.h5
+
+The network sees only the images' luma and predicts their Lab ab colours (Zhang et al.
+2016's quantised, class-rebalanced classification on Larsson et al.'s hypercolumns;
+``keras_landmarks/colorization.py``). Its trunk is a plain VGG-19 for RGB input, written to
+``--output`` at every save. Running the same command again after a crash or ``kill``
+resumes from the last save (every ``--save_every`` steps). Outputs in ``--logdir``:
+``settings.json``, ``prior.json`` (the class-rebalancing prior), ``backup/``,
+``tensorboard/`` and, by default, the weights file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+DATASETS = ("celeb_a", "image_folder", "video", "synthetic")
+PROG = "pretrain_colorization.py"
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("dataset", None, list(DATASETS), "Training images: CelebA (TFDS), a folder "
+                  "of images, videos / frame folders, or generated toy faces.")
+flags.DEFINE_string("data_dir", None, "image_folder/video: the folder to read (required). "
+                    "celeb_a: the TFDS data_dir (default ~/tensorflow_datasets).")
+flags.DEFINE_string("logdir", None, "Output and resume folder (default runs/colorization_<dataset>).")
+flags.DEFINE_string("output", None, "The VGG-19 weights file, *.weights.h5 (default "
+                    "<logdir>/vgg19_colorization.weights.h5); a fresh run refuses an existing one.")
+flags.DEFINE_integer("steps", 100_000, "Total optimizer steps (a resumed run continues to it).")
+flags.DEFINE_integer("image_size", None, "Image side, a power of two >= 32 (default: the "
+                     "dataset's landmark-training size, 64 for synthetic, 128 otherwise).")
+flags.DEFINE_integer("batch_size", 32, "Batch size.")
+flags.DEFINE_float("learning_rate", 1e-4, "Adam's learning rate (constant).")
+flags.DEFINE_integer("prior_images", 2000, "Images measured for the class-rebalancing prior.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation and data.")
+flags.DEFINE_integer("save_every", 1000, "Steps between saves of --output and the resume state.")
+flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
+flags.DEFINE_integer("image_every", None, "Steps between TensorBoard images (default --save_every).")
+flags.DEFINE_integer("verbose", 1, "0 quiet, 1 progress bar, 2 one progress line per 5 %.")
+
+for _name in ("steps", "batch_size", "prior_images", "save_every", "summary_every", "image_every"):
+    flags.register_validator(_name, lambda v: v is None or v >= 1, message="must be >= 1")
+flags.register_validator(
+    "image_size", lambda v: v is None or (v >= 32 and math.log2(v) % 1 == 0),
+    message="must be a power of two >= 32 (e.g. 64, 128)")
+flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
+flags.register_validator("output", lambda v: v is None or v.endswith(".weights.h5"),
+                         message="must end in .weights.h5 (Keras 3's weights format, what "
+                         "--perceptual=vgg19:<file> loads)")
+
+
+@flags.multi_flags_validator(["dataset", "data_dir"], message=None)
+def _check_data_dir(values):
+    name, data_dir = values["dataset"], values["data_dir"]
+    if name in ("image_folder", "video") and not data_dir:
+        raise flags.ValidationError(f"--dataset={name} needs --data_dir (the folder to read)")
+    if data_dir and name != "synthetic" and not os.path.isdir(os.path.expanduser(data_dir)):
+        raise flags.ValidationError(f"--data_dir={data_dir} is not a folder")
+    if name == "synthetic" and data_dir:
+        raise flags.ValidationError("--dataset=synthetic is generated and reads no --data_dir")
+    return True
+
+
+def fail(message: str, status: int) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parsing, but a bad flag is one ``pretrain_colorization.py: error:`` line, exit 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        fail(str(err), 2)
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        fail(f"unexpected arguments {argv[1:]} (flags look like --name=value)", 2)
+    # TensorFlow is imported only now, after the flags were checked.
+    from keras_landmarks import colorization_training, config, training  # noqa: PLC0415
+
+    image_size = FLAGS.image_size or config.preset(FLAGS.dataset).image_size
+    logdir = os.path.expanduser(FLAGS.logdir or os.path.join("runs", f"colorization_{FLAGS.dataset}"))
+    try:
+        colorization_training.pretrain(
+            FLAGS.dataset, data_dir=os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None,
+            image_size=image_size, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
+            learning_rate=FLAGS.learning_rate, logdir=logdir,
+            output=os.path.expanduser(FLAGS.output) if FLAGS.output else None, seed=FLAGS.seed,
+            prior_images=FLAGS.prior_images, save_every=FLAGS.save_every,
+            summary_every=FLAGS.summary_every, image_every=FLAGS.image_every, verbose=FLAGS.verbose)
+    except training.TrainingSetupError as err:
+        fail(str(err), 2)
+    except FloatingPointError as err:
+        fail(str(err), 1)
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to resume from the last save", 130)
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("dataset")
+    app.run(main, flags_parser=parse_flags)
