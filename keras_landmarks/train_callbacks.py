@@ -281,6 +281,22 @@ def write_image(tag: str, image: np.ndarray, step: int) -> None:
                      metadata=_plugin_metadata("images", "DATA_CLASS_BLOB_SEQUENCE"))
 
 
+def read_summaries(logdir: str) -> dict:
+    """Every summary under ``logdir`` (the event files ``write_scalar`` / ``write_image``
+    wrote, without the ``tensorboard`` package): ``{tag: {step: numpy value}}``; a scalar is
+    a 0-d float32 array, an image ``[width, height, png bytes]`` strings."""
+    import glob  # noqa: PLC0415
+
+    import tensorflow as tf  # noqa: PLC0415
+
+    values: dict = {}
+    for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                values.setdefault(v.tag, {})[event.step] = tf.make_ndarray(v.tensor)
+    return values
+
+
 def _plugin_metadata(plugin: str, data_class: str):
     from tensorflow.core.framework import summary_pb2  # noqa: PLC0415
 

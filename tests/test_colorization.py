@@ -5,7 +5,6 @@ equal after training; the trunk file loads into the perceptual loss unchanged; a
 run writes the weights and a rerun resumes. Generated data only, 32 px images.
 """
 
-import glob
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import tensorflow as tf
 
 from keras_landmarks import LandmarkConfig, colorization, lab, perceptual
 from keras_landmarks import colorization_training as ct
+from keras_landmarks.train_callbacks import read_summaries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAIN = os.path.join(ROOT, "trainers", "pretrain_colorization.py")
@@ -246,15 +246,6 @@ def _popen(args):
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
 
 
-def _events(logdir):
-    values = {}
-    for path in glob.glob(os.path.join(logdir, "tensorboard", "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for v in event.summary.value:
-                values.setdefault(v.tag, {})[event.step] = tf.make_ndarray(v.tensor)
-    return values
-
-
 def test_cli_writes_the_weights_resumes_and_rejects_bad_flags(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -291,7 +282,7 @@ def test_cli_writes_the_weights_resumes_and_rejects_bad_flags(tmp_path):
     output = logdir / "vgg19_colorization.weights.h5"
     assert sorted(os.listdir(logdir)) == ["backup", "prior.json", "settings.json", "tensorboard",
                                           output.name]
-    events = _events(str(logdir))
+    events = read_summaries(os.path.join(str(logdir), "tensorboard"))
     assert set(events["loss"]) == {1} and events["learning_rate"][1] == pytest.approx(1e-4)
     width, height, png = events["colorization"][1]
     assert (int(width), int(height)) == (3 * S, 2 * S)

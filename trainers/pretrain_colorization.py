@@ -25,7 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-DATASETS = ("celeb_a", "image_folder", "video", "synthetic")
+from trainers._common import DATASETS, check_data_dir, fail as _fail, flags_parser  # noqa: E402
+
 PROG = "pretrain_colorization.py"
 
 FLAGS = flags.FLAGS
@@ -59,29 +60,11 @@ flags.register_validator("output", lambda v: v is None or v.endswith(".weights.h
                          "--perceptual=vgg19:<file> loads)")
 
 
-@flags.multi_flags_validator(["dataset", "data_dir"], message=None)
-def _check_data_dir(values):
-    name, data_dir = values["dataset"], values["data_dir"]
-    if name in ("image_folder", "video") and not data_dir:
-        raise flags.ValidationError(f"--dataset={name} needs --data_dir (the folder to read)")
-    if data_dir and name != "synthetic" and not os.path.isdir(os.path.expanduser(data_dir)):
-        raise flags.ValidationError(f"--data_dir={data_dir} is not a folder")
-    if name == "synthetic" and data_dir:
-        raise flags.ValidationError("--dataset=synthetic is generated and reads no --data_dir")
-    return True
+flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, message=None)
 
 
 def fail(message: str, status: int) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(status)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's parsing, but a bad flag is one ``pretrain_colorization.py: error:`` line, exit 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        fail(str(err), 2)
+    _fail(PROG, message, status)
 
 
 def main(argv) -> None:
@@ -110,4 +93,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("dataset")
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=flags_parser(PROG))

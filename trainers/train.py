@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-DATASETS = ("celeb_a", "image_folder", "video", "synthetic")
+from trainers._common import DATASETS, check_data_dir, fail as _fail, flags_parser  # noqa: E402
+
 # Flags that override fields of the dataset's LandmarkConfig preset when given.
 CONFIG_FLAGS = ("image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
                 "learning_rate", "lr_decay_rate", "lr_decay_steps", "perceptual", "seed")
@@ -67,16 +68,7 @@ flags.register_validator(
 flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
 
 
-@flags.multi_flags_validator(["dataset", "data_dir"], message=None)
-def _check_data_dir(values):
-    name, data_dir = values["dataset"], values["data_dir"]
-    if name in ("image_folder", "video") and not data_dir:
-        raise flags.ValidationError(f"--dataset={name} needs --data_dir (the folder to read)")
-    if data_dir and name != "synthetic" and not os.path.isdir(os.path.expanduser(data_dir)):
-        raise flags.ValidationError(f"--data_dir={data_dir} is not a folder")
-    if name == "synthetic" and data_dir:
-        raise flags.ValidationError("--dataset=synthetic is generated and reads no --data_dir")
-    return True
+flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, message=None)
 
 
 @flags.validator("perceptual")
@@ -91,8 +83,7 @@ def _check_perceptual(value):
 
 
 def fail(message: str, status: int) -> None:
-    print(f"train.py: error: {message}", file=sys.stderr)
-    sys.exit(status)
+    _fail("train.py", message, status)
 
 
 def main(argv) -> None:
@@ -127,4 +118,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("dataset")
-    app.run(main)
+    app.run(main, flags_parser=flags_parser("train.py"))

@@ -1,0 +1,47 @@
+"""Flag checks shared by the training CLIs (``train.py``, ``pretrain_colorization.py``).
+
+Imports absl only, not TensorFlow: the CLIs check their flags before the slow import, so a
+bad flag is answered at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import flags
+
+# keras_landmarks.data.TRAINING_SOURCES, repeated here to keep TensorFlow out of flag parsing
+# (tests/test_train.py checks that the two agree).
+DATASETS = ("celeb_a", "image_folder", "video", "synthetic")
+
+
+def check_data_dir(values: dict) -> bool:
+    """absl multi-flag validator of ``--dataset`` / ``--data_dir``."""
+    name, data_dir = values["dataset"], values["data_dir"]
+    if name in ("image_folder", "video") and not data_dir:
+        raise flags.ValidationError(f"--dataset={name} needs --data_dir (the folder to read)")
+    if data_dir and name != "synthetic" and not os.path.isdir(os.path.expanduser(data_dir)):
+        raise flags.ValidationError(f"--data_dir={data_dir} is not a folder")
+    if name == "synthetic" and data_dir:
+        raise flags.ValidationError("--dataset=synthetic is generated and reads no --data_dir")
+    return True
+
+
+def fail(prog: str, message: str, status: int) -> None:
+    """Print ``<prog>: error: <message>`` to stderr and exit with ``status``."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def flags_parser(prog: str):
+    """``app.run(main, flags_parser=flags_parser(prog))``: absl's parsing, but a bad flag is
+    one ``<prog>: error: ...`` line on stderr and exit status 2 (no absl banner)."""
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as err:
+            fail(prog, str(err), 2)
+
+    return parse
