@@ -118,15 +118,27 @@ class ResumableCheckpoint(keras.callbacks.BackupAndRestore):
 
 
 class StepLimit(keras.callbacks.Callback):
-    """Stop ``fit`` as soon as the optimizer has made ``steps`` updates."""
+    """Stop ``fit`` as soon as the optimizer has made ``steps`` updates, or (``max_seconds``)
+    after the first batch that ends that long after ``fit`` began.
 
-    def __init__(self, steps: int):
+    Either way the epoch ends there, so ``ResumableCheckpoint`` saves the model and the backup
+    at that step; ``timed_out`` tells which limit stopped the run.
+    """
+
+    def __init__(self, steps: int, max_seconds: float | None = None):
         super().__init__()
-        self.steps = steps
+        self.steps, self.max_seconds = steps, max_seconds
+        self.timed_out = False
+        self._start = None
+
+    def on_train_begin(self, logs=None):
+        self._start, self.timed_out = time.monotonic(), False
 
     def on_train_batch_end(self, batch, logs=None):
         if current_step(self.model) >= self.steps:
             self.model.stop_training = True
+        elif self.max_seconds is not None and time.monotonic() - self._start >= self.max_seconds:
+            self.model.stop_training = self.timed_out = True
 
 
 class Progress(keras.callbacks.Callback):

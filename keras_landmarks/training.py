@@ -80,16 +80,18 @@ def build_model(cfg: LandmarkConfig, *, strategy: tf.distribute.Strategy | None 
 
 def make_callbacks(model: LandmarkModel, *, logdir: str, steps: int, summary_every: int = 100,
                    image_every: int = 1000, sample_fn=None, chief: bool = True,
-                   backup_dir: str | None = None, verbose: int = 1) -> list:
+                   backup_dir: str | None = None, verbose: int = 1,
+                   max_seconds: float | None = None) -> list:
     """Callbacks of a run; use with ``fit(steps_per_epoch=save_every)``.
 
     The first is the ``ResumableCheckpoint`` (restore, NaN guard, ``model.keras`` and the
     backup at every epoch end); then a stop at ``steps`` updates, TensorBoard summaries
-    and a progress bar (``verbose`` 1: redrawn in a terminal, 2: one line per 5 %).
+    (or after ``max_seconds`` of training), TensorBoard summaries and a progress bar
+    (``verbose`` 1: redrawn in a terminal, 2: one line per 5 %).
     ``sample_fn() -> batch`` feeds the image summaries (none when ``None``).
     """
     ckpt = ResumableCheckpoint(logdir, backup_dir or os.path.join(logdir, "backup"), chief)
-    callbacks = [ckpt, StepLimit(steps)]
+    callbacks = [ckpt, StepLimit(steps, max_seconds)]
     if chief:
         callbacks.append(Summaries(os.path.join(logdir, "tensorboard"), summary_every,
                                    image_every, sample_fn))
@@ -108,7 +110,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
           strategy: str | tf.distribute.Strategy = "auto", mixed_precision: str | None = None,
           jit_compile: bool = False, save_every: int = 1000, summary_every: int = 100,
           image_every: int | None = None, verbose: int = 1,
-          data_kwargs: dict | None = None) -> LandmarkModel:
+          data_kwargs: dict | None = None, max_minutes: float | None = None) -> LandmarkModel:
     """Train (or resume) a ``LandmarkModel`` for ``steps`` optimizer updates.
 
     Args:
@@ -122,6 +124,10 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
       mixed_precision: ``None``/``"none"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
       save_every, summary_every, image_every: steps between saves, scalar summaries and
         image summaries (default ``save_every``).
+      max_minutes: also stop (and save) after this much training time, before ``steps``
+        if need be; running again continues toward ``steps``. A time budget: results then
+        depend on the machine's speed. Not with ``MultiWorkerMirroredStrategy`` (workers
+        would stop at different steps).
     Returns:
       the trained model (also in ``<logdir>/model.keras``).
     Raises:
@@ -137,7 +143,12 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if mixed_precision not in (None, "float32", *PRECISIONS):
             raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}")
+        if max_minutes is not None and not max_minutes > 0:
+            raise ValueError(f"max_minutes must be positive, got {max_minutes!r}")
         strat = make_strategy(strategy) if isinstance(strategy, str) else strategy
+        if max_minutes is not None and isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
+            raise ValueError("max_minutes cannot be used with several workers: each would stop "
+                             "at a different step. Pass steps instead.")
         chief, task = strat.extended.should_checkpoint, task_name(strat)
         backup_dir = os.path.join(logdir, "backup", *([] if chief else [task]))
         _check_resumable(logdir, cfg)
@@ -157,14 +168,15 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
     os.makedirs(logdir, exist_ok=True)
     callbacks = make_callbacks(model, logdir=logdir, steps=steps, summary_every=summary_every,
                                image_every=image_every, chief=chief, backup_dir=backup_dir,
-                               verbose=verbose,
-                               sample_fn=lambda: _first_batch(make_pairs, cfg))
+                               verbose=verbose, sample_fn=lambda: _first_batch(make_pairs, cfg),
+                               max_seconds=None if max_minutes is None else 60.0 * max_minutes)
     start = callbacks[0].restore(model)
     run = {"dataset": dataset if isinstance(dataset, str) else getattr(dataset, "__name__", "custom"),
            "data_dir": data_dir, "steps": steps, "strategy": strategy if isinstance(strategy, str)
            else type(strategy).__name__, "mixed_precision": mixed_precision or "none",
            "jit_compile": jit_compile, "save_every": save_every, "summary_every": summary_every,
-           "image_every": image_every, "data_kwargs": data_kwargs or {}}
+           "image_every": image_every, "data_kwargs": data_kwargs or {},
+           "max_minutes": max_minutes}
     if chief:
         _write_json(os.path.join(logdir, CONFIG_FILE), {"config": cfg.to_dict(), "run": run})
     say = print if verbose and chief else (lambda *a, **k: None)
@@ -184,7 +196,11 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
         model.fit(train_data, epochs=epochs, initial_epoch=planned["epoch"],
                   steps_per_epoch=save_every, callbacks=callbacks, shuffle=False, verbose=0)
     end = int(model.optimizer.iterations.numpy())
-    if end < steps:
+    limit = next(c for c in callbacks if isinstance(c, StepLimit))
+    if end < steps and limit.timed_out:
+        say(f"Stopped at step {end} of {steps}: the {max_minutes:g}-minute budget is spent "
+            "(model and resume state saved). Run the same command again to continue.")
+    elif end < steps:
         say(f"Warning: stopped at step {end} < {steps}: more than {SKIP_ALLOWANCE} batches were "
             "skipped by float16 loss scaling. Run the same command again to continue.")
     logs = next((c.last_logs for c in callbacks if isinstance(c, Progress)), {})

@@ -261,6 +261,34 @@ def test_config_json_summaries_and_rerun(tmp_path):
         training.train(cfg.replace(width=8), dataset=cycle, steps=4, logdir=logdir, verbose=0)
 
 
+def test_time_budget_stops_saves_and_the_same_call_continues(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 255, (4, S, S, 3)).astype("float32")
+    batch = {"image": x, "future_image": np.roll(x, 2, axis=1), "mask": np.ones((4, S, S, 1), "float32")}
+
+    def repeat(batch_size, seed):
+        return tf.data.Dataset.from_tensors(batch).repeat()
+
+    logdir = str(tmp_path / "run")
+    # A budget shorter than one step: the first batch spends it; the epoch (save_every=10)
+    # ends there and the model and the backup are written at step 1.
+    model = training.train(CFG, dataset=repeat, steps=10, logdir=logdir, save_every=10,
+                           max_minutes=1e-9, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 1
+    with open(os.path.join(logdir, "backup", "training_metadata.json")) as f:
+        assert json.load(f)["step"] == 1
+    saved = keras.saving.load_model(os.path.join(logdir, "model.keras"))
+    for a, b in zip(saved.weights, model.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    # The same call continues from step 1; without a budget it runs to the end.
+    assert int(training.train(CFG, dataset=repeat, steps=10, logdir=logdir, save_every=10,
+                              max_minutes=1e-9, verbose=0).optimizer.iterations.numpy()) == 2
+    assert int(training.train(CFG, dataset=repeat, steps=5, logdir=logdir, save_every=10,
+                              verbose=0).optimizer.iterations.numpy()) == 5
+    with pytest.raises(training.TrainingSetupError, match="max_minutes must be positive"):
+        training.train(CFG, dataset=repeat, steps=5, logdir=logdir, max_minutes=0, verbose=0)
+
+
 # -- command-line errors -------------------------------------------------------------------
 
 

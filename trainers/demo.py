@@ -29,7 +29,11 @@ from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("logdir", "runs/demo", "Where the run, report and exported detector go.")
-flags.DEFINE_integer("steps", 5000, "Training steps (~11 min on 2 quiet CPU cores).")
+flags.DEFINE_integer("steps", 50_000, "At most this many training steps (a cap: --max_minutes "
+                     "ends the demo's training first on a CPU).")
+flags.DEFINE_float("max_minutes", 11.0, "Training time budget in minutes (0: none, train --steps). "
+                   "Running the same command again trains another budget from where it stopped.")
+flags.DEFINE_integer("save_every", 500, "Steps between saves of model.keras and the resume state.")
 flags.DEFINE_integer("batch_size", 16, "Global batch size.")
 flags.DEFINE_integer("image_size", 64, "Image side (power of two).")
 flags.DEFINE_integer("width", 16, "Encoder width (official 32).")
@@ -56,10 +60,13 @@ def main(argv):
                  batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate)
     timings = {}
     start = time.time()
-    training.train(cfg, dataset="synthetic", steps=FLAGS.steps, logdir=FLAGS.logdir,
-                   save_every=max(100, FLAGS.steps // 10), summary_every=50,
-                   verbose=FLAGS.verbose, data_kwargs={"mode": FLAGS.pairs})
+    model = training.train(cfg, dataset="synthetic", steps=FLAGS.steps, logdir=FLAGS.logdir,
+                           save_every=FLAGS.save_every, summary_every=50, verbose=FLAGS.verbose,
+                           data_kwargs={"mode": FLAGS.pairs},
+                           max_minutes=FLAGS.max_minutes or None)
     timings["train_s"] = time.time() - start
+    trained_steps = int(model.optimizer.iterations.numpy())
+    del model
 
     start = time.time()
     model_path = model_file(FLAGS.logdir)
@@ -73,7 +80,7 @@ def main(argv):
         start = time.time()
         exported = _export(model_path, os.path.join(FLAGS.logdir, "export"))
         timings["export_s"] = time.time() - start
-    _write_report(cfg, report, timings, exported)
+    _write_report(cfg, report, timings, exported, trained_steps)
 
 
 def _export(model_path: str, output_dir: str) -> dict:
@@ -87,16 +94,19 @@ def _export(model_path: str, output_dir: str) -> dict:
                       representative_data="synthetic", overwrite=True)
 
 
-def _write_report(cfg, report: dict, timings: dict, exported) -> None:
+def _write_report(cfg, report: dict, timings: dict, exported, trained_steps: int) -> None:
+    budget = f" --max_minutes={FLAGS.max_minutes:g}" if FLAGS.max_minutes else ""
     lines = [
         "# keras-landmarks demo run",
         "",
-        f"Command: `python trainers/demo.py --logdir={FLAGS.logdir} --steps={FLAGS.steps}` "
+        f"Command: `python trainers/demo.py --logdir={FLAGS.logdir} --steps={FLAGS.steps}{budget}` "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs).",
         "",
         f"- data: synthetic toy faces, {FLAGS.pairs} pairs, {cfg.image_size}x{cfg.image_size}",
         f"- model: K={cfg.num_landmarks}, width {cfg.width}, loss {cfg.perceptual}, "
-        f"batch {cfg.batch_size}, {FLAGS.steps} steps",
+        f"batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
+        f"**{trained_steps} steps** trained (cap {FLAGS.steps}"
+        + (f", budget {FLAGS.max_minutes:g} min of training per run)" if FLAGS.max_minutes else ")"),
         f"- **landmark error: {report['error_percent']:.2f} % of the inter-ocular distance** "
         f"(mean-shape baseline {report['baseline_error_percent']:.2f} %), "
         f"{report['num_train']} train / {report['num_test']} held-out test faces",
@@ -111,7 +121,7 @@ def _write_report(cfg, report: dict, timings: dict, exported) -> None:
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(FLAGS.logdir, "timings.json"), "w") as f:
-        json.dump(timings, f, indent=2)
+        json.dump({**timings, "steps": trained_steps}, f, indent=2)
     print("\n".join(lines[4:8]))
     print(f"\nReport: {path}")
 

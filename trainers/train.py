@@ -58,6 +58,8 @@ flags.DEFINE_integer("save_every", 1000, "Steps between saves of model.keras and
 flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
 flags.DEFINE_integer("image_every", None, "Steps between TensorBoard images (default --save_every).")
 flags.DEFINE_integer("verbose", 1, "0 quiet, 1 progress bar, 2 one progress line per 5 %.")
+flags.DEFINE_float("max_minutes", None, "Also stop (and save) after this many minutes of "
+                   "training; the same command continues toward --steps. Not with multi_worker.")
 
 for _name in ("steps", "image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
               "lr_decay_steps", "save_every", "summary_every", "image_every"):
@@ -66,6 +68,7 @@ flags.register_validator(
     "image_size", lambda v: v >= 16 and math.log2(v) % 1 == 0,
     message="must be a power of two >= 16 (e.g. 64, 128)")
 flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
+flags.register_validator("max_minutes", lambda v: v is None or v > 0, message="must be > 0")
 
 
 flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, message=None)
@@ -106,7 +109,7 @@ def main(argv) -> None:
             logdir=FLAGS.logdir or os.path.join("runs", FLAGS.dataset), strategy=FLAGS.strategy,
             mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
             save_every=FLAGS.save_every, summary_every=FLAGS.summary_every,
-            image_every=FLAGS.image_every, verbose=FLAGS.verbose,
+            image_every=FLAGS.image_every, verbose=FLAGS.verbose, max_minutes=FLAGS.max_minutes,
             data_kwargs={"mafl_dir": FLAGS.mafl_dir} if FLAGS.mafl_dir else None)
     except training.TrainingSetupError as err:
         fail(str(err), 2)
