@@ -152,7 +152,7 @@ def pretrain(dataset, *, data_dir: str | None = None, image_size: int, batch_siz
              steps: int, learning_rate: float = 1e-4, logdir: str, output: str | None = None,
              seed: int = 0, hidden: int = 256, prior_images: int = 2000, save_every: int = 1000,
              summary_every: int = 100, image_every: int | None = None,
-             verbose: int = 1) -> ColorizationModel:
+             verbose: int = 1, max_minutes: float | None = None) -> ColorizationModel:
     """Pre-train (or resume) the colorization VGG-19 for ``steps`` updates.
 
     Args:
@@ -165,6 +165,8 @@ def pretrain(dataset, *, data_dir: str | None = None, image_size: int, batch_siz
         a resumed run reads ``prior.json``).
       save_every, summary_every, image_every: steps between saves (backup and ``output``),
         scalars and images (default ``save_every``).
+      max_minutes: also stop (saving the backup and ``output``) after this much training
+        time; running again continues toward ``steps``.
     Returns:
       the model; its trunk is also in ``output``.
     Raises:
@@ -184,6 +186,8 @@ def pretrain(dataset, *, data_dir: str | None = None, image_size: int, batch_siz
                             ("prior_images", prior_images)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if max_minutes is not None and not max_minutes > 0:
+            raise ValueError(f"max_minutes must be positive, got {max_minutes!r}")
         if not output.endswith(".weights.h5"):
             raise ValueError(f"output must end in .weights.h5 (Keras 3's weights format, what "
                              f"--perceptual=vgg19:<file> loads), got {output!r}")
@@ -208,11 +212,12 @@ def pretrain(dataset, *, data_dir: str | None = None, image_size: int, batch_siz
     model.set_prior(prior)
     os.makedirs(logdir, exist_ok=True)
     ckpt = ResumableCheckpoint(logdir, backup_dir, model_file=None)
-    callbacks = [ckpt, SaveTrunk(output), StepLimit(steps),
+    callbacks = [ckpt, SaveTrunk(output), StepLimit(steps, None if max_minutes is None else 60.0 * max_minutes),
                  ColorizationSummaries(os.path.join(logdir, "tensorboard"), summary_every,
                                        image_every, sample)]
     if verbose:
-        callbacks.append(Progress(steps, tty=None if verbose == 1 else False))
+        callbacks.append(Progress(steps, tty=None if verbose == 1 else False,
+                                  max_seconds=None if max_minutes is None else 60.0 * max_minutes))
     start = ckpt.restore(model)
     _write_json(os.path.join(logdir, SETTINGS_FILE), {**settings, "steps": steps, "output": output})
     params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -146,12 +146,14 @@ class Progress(keras.callbacks.Callback):
 
     In a terminal the line is redrawn in place (at most 10 times a second); in a log
     file or CI (not a TTY, or ``tty=False``) a new line is printed every 5 % of the run or
-    every minute.
+    every minute. With a time budget (``max_seconds``, see ``StepLimit``) the bar and the
+    ETA follow whichever limit comes first.
     """
 
-    def __init__(self, steps: int, stream=None, width: int = 24, tty: bool | None = None):
+    def __init__(self, steps: int, stream=None, width: int = 24, tty: bool | None = None,
+                 max_seconds: float | None = None):
         super().__init__()
-        self.steps, self.width = steps, width
+        self.steps, self.width, self.max_seconds = steps, width, max_seconds
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         self.last_logs: dict = {}
@@ -184,11 +186,18 @@ class Progress(keras.callbacks.Callback):
 
     def _print(self, now: float):
         frac = min(1.0, self.step / max(1, self.steps))
+        left = None
+        if self.max_seconds:
+            left = max(0.0, self.max_seconds - (now - self.t0))
+            frac = max(frac, min(1.0, 1.0 - left / self.max_seconds))
         filled = int(round(frac * self.width))
         bar = "=" * max(0, filled - 1) + (">" if 0 < filled < self.width else "=" * (filled > 0))
         done = self.step - self.step_rate
         rate = done / (now - self.t_rate) if done > 0 and now > self.t_rate else 0.0
-        eta = format_seconds((self.steps - self.step) / rate) if rate else "?"
+        eta_s = (self.steps - self.step) / rate if rate else None
+        if left is not None:
+            eta_s = left if eta_s is None else min(eta_s, left)
+        eta = "?" if eta_s is None else format_seconds(eta_s)
         loss = self.last_logs.get("loss")
         line = (f"step {self.step:>{len(str(self.steps))}}/{self.steps} "
                 f"[{bar:<{self.width}}] {100 * frac:3.0f}% | {rate:.2f} step/s | ETA {eta}"

@@ -96,7 +96,8 @@ def make_callbacks(model: LandmarkModel, *, logdir: str, steps: int, summary_eve
         callbacks.append(Summaries(os.path.join(logdir, "tensorboard"), summary_every,
                                    image_every, sample_fn))
         if verbose:
-            callbacks.append(Progress(steps, tty=None if verbose == 1 else False))
+            callbacks.append(Progress(steps, tty=None if verbose == 1 else False,
+                                      max_seconds=max_seconds))
     return callbacks
 
 

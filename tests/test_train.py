@@ -369,3 +369,29 @@ def test_draw_keypoints_puts_each_dot_at_its_pixel():
 def test_format_seconds():
     assert format_seconds(3725.2) == "1:02:05"
     assert format_seconds(2 * 86400 + 3 * 3600) == "2d 03:00:00"
+
+
+def test_progress_with_a_time_budget_reports_the_nearer_limit(monkeypatch):
+    import io
+    import types
+
+    from keras_landmarks import train_callbacks
+
+    clock = [1000.0]
+    monkeypatch.setattr(train_callbacks.time, "monotonic", lambda: clock[0])
+    step = keras.Variable(0, dtype="int64")
+    model = types.SimpleNamespace(optimizer=types.SimpleNamespace(iterations=step))
+    out = io.StringIO()
+    bar = train_callbacks.Progress(1000, stream=out, tty=False, max_seconds=100.0)
+    bar.set_model(model)
+    bar.on_train_begin()
+    step.assign(1); clock[0] += 5.0; bar.on_train_batch_end(0)     # traces: not timed
+    step.assign(11); clock[0] += 65.0; bar.on_train_batch_end(1)   # 10 steps in 65 s, 70 s used
+    last = out.getvalue().splitlines()[-1]
+    # Steps alone: 989 steps at 0.154/s = 1:47:08 left; the budget has 30 s left: it wins.
+    assert "step   11/1000" in last and " 70% " in last and "0.15 step/s" in last
+    assert "ETA 0:00:30" in last
+    bar.max_seconds = None  # without a budget: the step count's ETA and fraction
+    step.assign(21); clock[0] += 65.0; bar.on_train_batch_end(2)
+    last = out.getvalue().splitlines()[-1]
+    assert "  2% " in last and f"ETA {format_seconds(979 / (20 / 130))}" in last

@@ -48,6 +48,8 @@ flags.DEFINE_integer("save_every", 1000, "Steps between saves of --output and th
 flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
 flags.DEFINE_integer("image_every", None, "Steps between TensorBoard images (default --save_every).")
 flags.DEFINE_integer("verbose", 1, "0 quiet, 1 progress bar, 2 one progress line per 5 %.")
+flags.DEFINE_float("max_minutes", None, "Also stop (and save) after this many minutes of "
+                   "training; the same command continues toward --steps.")
 
 for _name in ("steps", "batch_size", "prior_images", "save_every", "summary_every", "image_every"):
     flags.register_validator(_name, lambda v: v is None or v >= 1, message="must be >= 1")
@@ -55,6 +57,7 @@ flags.register_validator(
     "image_size", lambda v: v is None or (v >= 32 and math.log2(v) % 1 == 0),
     message="must be a power of two >= 32 (e.g. 64, 128)")
 flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
+flags.register_validator("max_minutes", lambda v: v is None or v > 0, message="must be > 0")
 flags.register_validator("output", lambda v: v is None or v.endswith(".weights.h5"),
                          message="must end in .weights.h5 (Keras 3's weights format, what "
                          "--perceptual=vgg19:<file> loads)")
@@ -82,7 +85,8 @@ def main(argv) -> None:
             learning_rate=FLAGS.learning_rate, logdir=logdir,
             output=os.path.expanduser(FLAGS.output) if FLAGS.output else None, seed=FLAGS.seed,
             prior_images=FLAGS.prior_images, save_every=FLAGS.save_every,
-            summary_every=FLAGS.summary_every, image_every=FLAGS.image_every, verbose=FLAGS.verbose)
+            summary_every=FLAGS.summary_every, image_every=FLAGS.image_every, verbose=FLAGS.verbose,
+            max_minutes=FLAGS.max_minutes)
     except training.TrainingSetupError as err:
         fail(str(err), 2)
     except FloatingPointError as err:
