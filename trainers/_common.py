@@ -45,3 +45,18 @@ def flags_parser(prog: str):
             fail(prog, str(err), 2)
 
     return parse
+
+
+def run_reporting_errors(prog: str, train) -> None:
+    """Call ``train()``; its expected failures become one ``<prog>: error:`` line and an exit
+    status: bad settings or data 2, a NaN loss 1, Ctrl-C 130 (the last save is kept)."""
+    from keras_landmarks.training import TrainingSetupError  # noqa: PLC0415 (TensorFlow)
+
+    try:
+        train()
+    except TrainingSetupError as err:
+        fail(prog, str(err), 2)
+    except FloatingPointError as err:
+        fail(prog, str(err), 1)
+    except KeyboardInterrupt:
+        fail(prog, "interrupted; run the same command again to resume from the last save", 130)

@@ -25,7 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from trainers._common import DATASETS, check_data_dir, fail as _fail, flags_parser  # noqa: E402
+from trainers._common import (DATASETS, check_data_dir, fail as _fail, flags_parser,  # noqa: E402
+                             run_reporting_errors)
 
 PROG = "pretrain_colorization.py"
 
@@ -74,25 +75,18 @@ def main(argv) -> None:
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]} (flags look like --name=value)", 2)
     # TensorFlow is imported only now, after the flags were checked.
-    from keras_landmarks import colorization_training, config, training  # noqa: PLC0415
+    from keras_landmarks import colorization_training, config  # noqa: PLC0415
 
     image_size = FLAGS.image_size or config.preset(FLAGS.dataset).image_size
     logdir = os.path.expanduser(FLAGS.logdir or os.path.join("runs", f"colorization_{FLAGS.dataset}"))
-    try:
-        colorization_training.pretrain(
-            FLAGS.dataset, data_dir=os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None,
-            image_size=image_size, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
-            learning_rate=FLAGS.learning_rate, logdir=logdir,
-            output=os.path.expanduser(FLAGS.output) if FLAGS.output else None, seed=FLAGS.seed,
-            prior_images=FLAGS.prior_images, save_every=FLAGS.save_every,
-            summary_every=FLAGS.summary_every, image_every=FLAGS.image_every, verbose=FLAGS.verbose,
-            max_minutes=FLAGS.max_minutes)
-    except training.TrainingSetupError as err:
-        fail(str(err), 2)
-    except FloatingPointError as err:
-        fail(str(err), 1)
-    except KeyboardInterrupt:
-        fail("interrupted; run the same command again to resume from the last save", 130)
+    run_reporting_errors(PROG, lambda: colorization_training.pretrain(
+        FLAGS.dataset, data_dir=os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None,
+        image_size=image_size, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
+        learning_rate=FLAGS.learning_rate, logdir=logdir,
+        output=os.path.expanduser(FLAGS.output) if FLAGS.output else None, seed=FLAGS.seed,
+        prior_images=FLAGS.prior_images, save_every=FLAGS.save_every,
+        summary_every=FLAGS.summary_every, image_every=FLAGS.image_every, verbose=FLAGS.verbose,
+        max_minutes=FLAGS.max_minutes))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from trainers._common import DATASETS, check_data_dir, fail as _fail, flags_parser  # noqa: E402
+from trainers._common import (DATASETS, check_data_dir, fail as _fail, flags_parser,  # noqa: E402
+                             run_reporting_errors)
 
 # Flags that override fields of the dataset's LandmarkConfig preset when given.
 CONFIG_FLAGS = ("image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
@@ -103,20 +104,13 @@ def main(argv) -> None:
     except ValueError as err:
         fail(str(err), 2)
     data_dir = os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None
-    try:
-        training.train(
-            cfg, dataset=FLAGS.dataset, data_dir=data_dir, steps=FLAGS.steps,
-            logdir=FLAGS.logdir or os.path.join("runs", FLAGS.dataset), strategy=FLAGS.strategy,
-            mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-            save_every=FLAGS.save_every, summary_every=FLAGS.summary_every,
-            image_every=FLAGS.image_every, verbose=FLAGS.verbose, max_minutes=FLAGS.max_minutes,
-            data_kwargs={"mafl_dir": FLAGS.mafl_dir} if FLAGS.mafl_dir else None)
-    except training.TrainingSetupError as err:
-        fail(str(err), 2)
-    except FloatingPointError as err:
-        fail(str(err), 1)
-    except KeyboardInterrupt:
-        fail("interrupted; run the same command again to resume from the last save", 130)
+    run_reporting_errors("train.py", lambda: training.train(
+        cfg, dataset=FLAGS.dataset, data_dir=data_dir, steps=FLAGS.steps,
+        logdir=FLAGS.logdir or os.path.join("runs", FLAGS.dataset), strategy=FLAGS.strategy,
+        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+        save_every=FLAGS.save_every, summary_every=FLAGS.summary_every,
+        image_every=FLAGS.image_every, verbose=FLAGS.verbose, max_minutes=FLAGS.max_minutes,
+        data_kwargs={"mafl_dir": FLAGS.mafl_dir} if FLAGS.mafl_dir else None))
 
 
 if __name__ == "__main__":
