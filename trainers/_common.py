@@ -28,6 +28,19 @@ def check_data_dir(values: dict) -> bool:
     return True
 
 
+def define_run_flags(saved: str, max_minutes_note: str = "") -> None:
+    """The run-control flags both training CLIs share: ``--save_every`` (what ``saved``
+    names, plus the resume state), ``--summary_every``, ``--image_every``, ``--verbose``,
+    ``--max_minutes``."""
+    flags.DEFINE_integer("save_every", 1000, f"Steps between saves of {saved} and the resume state.")
+    flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
+    flags.DEFINE_integer("image_every", None, "Steps between TensorBoard images (default --save_every).")
+    flags.DEFINE_integer("verbose", 1, "0 quiet, 1 progress bar, 2 one progress line per 5 %.")
+    flags.DEFINE_float("max_minutes", None, "Also stop (and save) after this many minutes of "
+                       "training; the same command continues toward --steps." + max_minutes_note)
+    flags.register_validator("max_minutes", lambda v: v is None or v > 0, message="must be > 0")
+
+
 def fail(prog: str, message: str, status: int) -> None:
     """Print ``<prog>: error: <message>`` to stderr and exit with ``status``."""
     print(f"{prog}: error: {message}", file=sys.stderr)

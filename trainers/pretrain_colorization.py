@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from trainers._common import (DATASETS, check_data_dir, fail as _fail, flags_parser,  # noqa: E402
-                             run_reporting_errors)
+from trainers._common import (DATASETS, check_data_dir, define_run_flags,  # noqa: E402
+                             fail as _fail, flags_parser, run_reporting_errors)
 
 PROG = "pretrain_colorization.py"
 
@@ -45,12 +45,7 @@ flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-4, "Adam's learning rate (constant).")
 flags.DEFINE_integer("prior_images", 2000, "Images measured for the class-rebalancing prior.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data.")
-flags.DEFINE_integer("save_every", 1000, "Steps between saves of --output and the resume state.")
-flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
-flags.DEFINE_integer("image_every", None, "Steps between TensorBoard images (default --save_every).")
-flags.DEFINE_integer("verbose", 1, "0 quiet, 1 progress bar, 2 one progress line per 5 %.")
-flags.DEFINE_float("max_minutes", None, "Also stop (and save) after this many minutes of "
-                   "training; the same command continues toward --steps.")
+define_run_flags("--output")
 
 for _name in ("steps", "batch_size", "prior_images", "save_every", "summary_every", "image_every"):
     flags.register_validator(_name, lambda v: v is None or v >= 1, message="must be >= 1")
@@ -58,7 +53,6 @@ flags.register_validator(
     "image_size", lambda v: v is None or (v >= 32 and math.log2(v) % 1 == 0),
     message="must be a power of two >= 32 (e.g. 64, 128)")
 flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
-flags.register_validator("max_minutes", lambda v: v is None or v > 0, message="must be > 0")
 flags.register_validator("output", lambda v: v is None or v.endswith(".weights.h5"),
                          message="must end in .weights.h5 (Keras 3's weights format, what "
                          "--perceptual=vgg19:<file> loads)")

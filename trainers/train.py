@@ -22,8 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from trainers._common import (DATASETS, check_data_dir, fail as _fail, flags_parser,  # noqa: E402
-                             run_reporting_errors)
+from trainers._common import (DATASETS, check_data_dir, define_run_flags,  # noqa: E402
+                             fail as _fail, flags_parser, run_reporting_errors)
 
 # Flags that override fields of the dataset's LandmarkConfig preset when given.
 CONFIG_FLAGS = ("image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
@@ -55,12 +55,7 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_
 flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"],
                   "Keras mixed-precision policy (float16 adds dynamic loss scaling).")
 flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
-flags.DEFINE_integer("save_every", 1000, "Steps between saves of model.keras and the resume state.")
-flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
-flags.DEFINE_integer("image_every", None, "Steps between TensorBoard images (default --save_every).")
-flags.DEFINE_integer("verbose", 1, "0 quiet, 1 progress bar, 2 one progress line per 5 %.")
-flags.DEFINE_float("max_minutes", None, "Also stop (and save) after this many minutes of "
-                   "training; the same command continues toward --steps. Not with multi_worker.")
+define_run_flags("model.keras", " Not with multi_worker.")
 
 for _name in ("steps", "image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
               "lr_decay_steps", "save_every", "summary_every", "image_every"):
@@ -69,7 +64,6 @@ flags.register_validator(
     "image_size", lambda v: v >= 16 and math.log2(v) % 1 == 0,
     message="must be a power of two >= 16 (e.g. 64, 128)")
 flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
-flags.register_validator("max_minutes", lambda v: v is None or v > 0, message="must be > 0")
 
 
 flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, message=None)
