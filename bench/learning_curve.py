@@ -55,7 +55,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--image_size", type=int, default=64)
     p.add_argument("--width", type=int, default=16)
-    p.add_argument("--num_landmarks", type=int, default=20)
+    p.add_argument("--num_landmarks", type=int, default=20)  # the demo's
     p.add_argument("--perceptual", default="l2", help="l2, vgg19_random, vgg19:<file>, vgg19_imagenet")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--learning_rate", type=float, default=1e-3)

@@ -10,9 +10,11 @@ r"""The main job (``make demo``): learn landmarks on toy faces, offline, on a CP
 3. exports the detector (SavedModel, TFLite, ONNX) with a parity check;
 4. writes ``<logdir>/REPORT.md`` with what it reached and how long each part took.
 
-The defaults (64x64, width 16, K=10, pixel-L2 loss, two-pose "video" pairs) were chosen by
-measurement to train in ~11 minutes on a 2-core CPU (BUILD.md, "The demo"). Re-running the
-same command resumes an interrupted run.
+The defaults (64x64, width 16, K=20, pixel-L2 loss, two-pose "video" pairs, 11 minutes of
+training) were chosen by measurement on 2-core CPUs (BUILD.md, "The demo"): the whole job
+takes ~12-13 minutes whatever the CPU's speed, and a faster CPU trains more steps in it.
+Running the same command again resumes an interrupted run, or trains a finished one for
+another budget.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ flags.DEFINE_integer("save_every", 500, "Steps between saves of model.keras and 
 flags.DEFINE_integer("batch_size", 16, "Global batch size.")
 flags.DEFINE_integer("image_size", 64, "Image side (power of two).")
 flags.DEFINE_integer("width", 16, "Encoder width (official 32).")
-flags.DEFINE_integer("num_landmarks", 10, "K.")
+flags.DEFINE_integer("num_landmarks", 20, "K.")
 flags.DEFINE_string("perceptual", "l2", "Reconstruction loss (see trainers/train.py --perceptual).")
 flags.DEFINE_enum("pairs", "video", ["video", "tps"],
                   "Toy-face pairs: two poses of one face (video) or two TPS warps of one image.")
