@@ -28,9 +28,9 @@ FLOAT = r"([-+0-9.eE]+|nan|inf)"
 def tiny_budget(logdir: str) -> dict:
     # 32 px (the smallest size for the 16x16 heatmaps), 30 steps in two saves. The toy-face
     # renderer is XLA-compiled once per batch shape (~5-20 s each), so the annotated sets
-    # reuse two: 32 faces (>= the 2K = 20 regression unknowns; also export's 32 parity
-    # images) and 8 (the test split, also the notebook's 8 faces for TFLite).
-    return {"STEPS": 30, "BATCH_SIZE": 8, "IMAGE_SIZE": 32, "SAVE_EVERY": 15,
+    # reuse two: 32 faces (>= the 2K = 20 regression unknowns of K = 10; also export's 32
+    # parity images) and 8 (the test split, also the notebook's 8 faces for TFLite).
+    return {"STEPS": 30, "BATCH_SIZE": 8, "IMAGE_SIZE": 32, "SAVE_EVERY": 15, "NUM_LANDMARKS": 10,
             "NUM_TRAIN_FACES": 32, "NUM_TEST_FACES": 8, "LOGDIR": logdir,
             "EXPORT_FORMATS": ["tflite"]}
 
