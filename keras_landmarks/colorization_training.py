@@ -212,12 +212,12 @@ def pretrain(dataset, *, data_dir: str | None = None, image_size: int, batch_siz
     model.set_prior(prior)
     os.makedirs(logdir, exist_ok=True)
     ckpt = ResumableCheckpoint(logdir, backup_dir, model_file=None)
-    callbacks = [ckpt, SaveTrunk(output), StepLimit(steps, None if max_minutes is None else 60.0 * max_minutes),
+    max_seconds = None if max_minutes is None else 60.0 * max_minutes
+    callbacks = [ckpt, SaveTrunk(output), StepLimit(steps, max_seconds),
                  ColorizationSummaries(os.path.join(logdir, "tensorboard"), summary_every,
                                        image_every, sample)]
     if verbose:
-        callbacks.append(Progress(steps, tty=None if verbose == 1 else False,
-                                  max_seconds=None if max_minutes is None else 60.0 * max_minutes))
+        callbacks.append(Progress(steps, tty=None if verbose == 1 else False, max_seconds=max_seconds))
     start = ckpt.restore(model)
     _write_json(os.path.join(logdir, SETTINGS_FILE), {**settings, "steps": steps, "output": output})
     params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -54,7 +54,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from keras_landmarks import evaluation, training
-    from keras_landmarks.train_callbacks import model_file
+    from keras_landmarks.train_callbacks import current_step, model_file
     from keras_landmarks.config import preset
 
     cfg = preset("synthetic", image_size=FLAGS.image_size, width=FLAGS.width,
@@ -67,7 +67,7 @@ def main(argv):
                            data_kwargs={"mode": FLAGS.pairs},
                            max_minutes=FLAGS.max_minutes or None)
     timings["train_s"] = time.time() - start
-    trained_steps = int(model.optimizer.iterations.numpy())
+    trained_steps = current_step(model)
     del model
 
     start = time.time()
