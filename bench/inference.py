@@ -23,14 +23,11 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 flags.DEFINE_integer("image_size", 128, "S of a randomly initialised detector")
 flags.DEFINE_integer("width", 32, "encoder width of a randomly initialised detector")
@@ -104,9 +101,10 @@ def main(argv) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras  # noqa: PLC0415
 
-    from export import parity  # noqa: PLC0415
-    from export.detector import KerasRunner, load_keras_detector, load_runner  # noqa: PLC0415
-    from export.export import export_all  # noqa: PLC0415
+    from keras_landmarks.export import parity  # noqa: PLC0415
+    from keras_landmarks.export.runners import load_runner  # noqa: PLC0415
+    from keras_landmarks.export.serving import KerasRunner, load_keras_detector  # noqa: PLC0415
+    from keras_landmarks.export.exporter import export_all  # noqa: PLC0415
     from keras_landmarks import LandmarkConfig, build_detector  # noqa: PLC0415
 
     work = FLAGS.output_dir or tempfile.mkdtemp(prefix="bench_inference_")

@@ -23,18 +23,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from bench.pairs import write_jpegs  # noqa: E402
-from keras_landmarks import LandmarkConfig, LandmarkModel  # noqa: E402
-from keras_landmarks.data import folders  # noqa: E402
+from bench.pairs import write_jpegs
+from keras_landmarks import LandmarkConfig, LandmarkModel
+from keras_landmarks.data import folders
 
 
 def pipeline_rate(ds: tf.data.Dataset, batch_size: int, batches: int) -> tuple[float, float]:

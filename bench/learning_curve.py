@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from keras_landmarks import data, evaluation, preset, training  # noqa: E402
-from keras_landmarks import eval as lm_eval  # noqa: E402
+from keras_landmarks import data, evaluation, preset, training
+from keras_landmarks.evaluation import protocol as lm_eval
 
 
 class Curve(keras.callbacks.Callback):

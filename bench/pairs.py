@@ -3,7 +3,7 @@
 Sources:
   jpeg_folder  ``image_folder_pairs`` on a JPEG folder: decode (one ``numpy_function`` per
                batch of paths) + crop/resize + fresh TPS warps per image, exactly as training
-               uses it (``tps.PIPELINE_SAMPLER``, ``tps.PIPELINE_COARSE_GRID``). Without
+               uses it (``warps.PIPELINE_SAMPLER``, ``warps.PIPELINE_COARSE_GRID``). Without
                ``--data_dir`` it writes ``--num_files`` random smooth JPEGs of ``--file_size``
                px to /tmp.
   jpeg_warp    the library's decoded batches (``image_folder_batches``) warped here, with
@@ -13,7 +13,7 @@ Sources:
                ``--decode=fused``: decode and warp in one ``numpy_function`` per batch of
                paths, refilled after the warp (the alternative measured against the library).
   decode_only  the same decoded batches (``--decode=batch|image``), no warp.
-  warp_only    ``tps.warp_pairs`` (``--sampler``, ``--coarse_grid``) on one constant uint8
+  warp_only    ``warps.warp_pairs`` (``--sampler``, ``--coarse_grid``) on one constant uint8
                batch in a parallel ``tf.data`` map: the warp alone.
   synthetic    ``synthetic_pairs`` (generated toy faces, 64 px unless ``--image_size``).
   video        ``video_pairs(tps=True)`` on ``--data_dir``.
@@ -35,19 +35,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import cv2
+import numpy as np
+import tensorflow as tf
 
-from keras_landmarks import tps, tps_cv2  # noqa: E402
-from keras_landmarks.config import SOURCE_WARP, TARGET_WARP  # noqa: E402
-from keras_landmarks.data import decode, folders  # noqa: E402
+from keras_landmarks.pairs import cv2_sampler as tps_cv2, tps, warps
+from keras_landmarks.config import SOURCE_WARP, TARGET_WARP
+from keras_landmarks.data import decode, folders
 
 SOURCES = ("jpeg_folder", "jpeg_warp", "decode_only", "warp_only", "synthetic", "video")
 
@@ -85,15 +83,15 @@ def fused_pairs(data_dir: str, image_size: int, batch_size: int, seed: int) -> t
     (warps of batch ``i`` of paths drawn from ``[seed, i]`` for a full batch, the first ``m`` used)."""
     paths = folders.list_images(data_dir)
     stats = decode.DecodeStats("bench", files_per_epoch=len(paths))
-    size, mask, grid = image_size, tps.border_mask(image_size, image_size), tps.PIPELINE_COARSE_GRID
+    size, mask, grid = image_size, warps.border_mask(image_size, image_size), warps.PIPELINE_COARSE_GRID
 
     def kernel(batch_paths, displacement):
         images = decode.load_batch(batch_paths, size, stats)[0]
         return tps_cv2.warp_pair_batch(images, displacement[: len(images)], mask)
 
     def fused(index, batch_paths):
-        seeds, half = tps.split_seed(folders.batch_seed(seed, index)), tps._half(size, size)
-        disp = [tps._node_displacement(*tps.random_tps_params(s, batch_size, w), size, size, grid, half)
+        seeds = warps.split_seed(warps.batch_seed(seed, index))
+        disp = [tps.pixel_displacement(*warps.random_tps_params(s, batch_size, w), size, size, grid)
                 for s, w in ((seeds[0], TARGET_WARP), (seeds[1], SOURCE_WARP))]
         out = tf.numpy_function(kernel, [batch_paths, tf.concat(disp, -1)], (tf.float32,) * 3, stateful=False)
         shapes = ([None, size, size, 3], [None, size, size, 3], [None, size, size, 1])
@@ -106,7 +104,7 @@ def fused_pairs(data_dir: str, image_size: int, batch_size: int, seed: int) -> t
 
 def _warp_fn(args):
     grid = args.coarse_grid or None
-    return lambda i, x: tps.warp_pairs(x, folders.batch_seed(args.seed, i), sampler=args.sampler, coarse_grid=grid)
+    return lambda i, x: warps.warp_pairs(x, warps.batch_seed(args.seed, i), sampler=args.sampler, coarse_grid=grid)
 
 
 def warp_only(args) -> tf.data.Dataset:
@@ -177,8 +175,8 @@ def main(argv=None) -> float:
     p.add_argument("--num_files", type=int, default=2000, help="generated JPEGs without --data_dir")
     p.add_argument("--file_size", type=int, default=128, help="side of the generated JPEGs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sampler", default=tps.PIPELINE_SAMPLER, choices=tps.SAMPLERS, help="jpeg_warp, warp_only")
-    p.add_argument("--coarse_grid", type=int, default=tps.PIPELINE_COARSE_GRID, help="jpeg_warp, warp_only; 0 = exact")
+    p.add_argument("--sampler", default=warps.PIPELINE_SAMPLER, choices=warps.SAMPLERS, help="jpeg_warp, warp_only")
+    p.add_argument("--coarse_grid", type=int, default=warps.PIPELINE_COARSE_GRID, help="jpeg_warp, warp_only; 0 = exact")
     p.add_argument("--decode", default="batch", choices=("batch", "image", "fused"),
                    help="jpeg_warp/decode_only: one numpy_function per batch of files (the library) or per file; "
                         "fused: decode + warp in one call (jpeg_warp)")

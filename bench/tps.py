@@ -1,12 +1,12 @@
-"""Throughput of ``keras_landmarks.tps.warp_pairs`` on CPU, per sampler and grid.
+"""Throughput of ``keras_landmarks.warps.warp_pairs`` on CPU, per sampler and grid.
 
 One "warp" here is one training pair made from one image: a target warp of the image and
 its border mask, then a source warp of the result (two TPS warps, two bilinear samplings).
 Reported for batch 50 at 64 and 128 px: the TF sampler (exact grid) in a ``tf.function``,
 the same with ``jit_compile=True``, and ``tf.data`` maps (``num_parallel_calls=AUTOTUNE``)
 of every ``(sampler, coarse_grid)`` in ``SETTINGS``; each rate comes with the process CPU
-time per warp. The last line is the pipelines' setting (``tps.PIPELINE_SAMPLER``,
-``tps.PIPELINE_COARSE_GRID``) at 128 px, with the 1-minute load average.
+time per warp. The last line is the pipelines' setting (``warps.PIPELINE_SAMPLER``,
+``warps.PIPELINE_COARSE_GRID``) at 128 px, with the 1-minute load average.
 
     .venv/bin/python bench/tps.py [--steps 20]
 
@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from keras_landmarks import tps  # noqa: E402
-from keras_landmarks.tps import warp_pairs  # noqa: E402
+from keras_landmarks.pairs import warps
+from keras_landmarks.pairs.warps import warp_pairs
 
 BATCH = 50
 SETTINGS = (("tf", None), ("tf", 33), ("cv2", None), ("cv2", 33))
@@ -72,7 +70,7 @@ def main() -> None:
             rate, cpu_ms = run()
             print(f"size={size} batch={BATCH} {name}: {rate:.0f} warps/s, {cpu_ms:.3f} CPU ms/warp, "
                   f"load {os.getloadavg()[0]:.2f}", flush=True)
-        rate, cpu_ms = bench_tf_data(images, args.steps, tps.PIPELINE_SAMPLER, tps.PIPELINE_COARSE_GRID)
+        rate, cpu_ms = bench_tf_data(images, args.steps, warps.PIPELINE_SAMPLER, warps.PIPELINE_COARSE_GRID)
     print(f"warps_per_s={rate:.0f} cpu_ms_per_warp={cpu_ms:.3f} load={os.getloadavg()[0]:.2f}")
 
 

@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from keras_landmarks import LandmarkConfig, LandmarkModel  # noqa: E402
+from keras_landmarks import LandmarkConfig, LandmarkModel
 
 
 def conv_flops(model: keras.Model) -> float:

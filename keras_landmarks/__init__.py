@@ -2,24 +2,49 @@
 
 Jakab, Gupta, Bilen, Vedaldi, NeurIPS 2018, as TensorFlow 2 / Keras 3 software.
 Coordinates everywhere are ``(x, y)``; see ``keras_landmarks.geometry``.
+
+Layout (the paper's figure): ``networks`` (Phi, bottleneck, detector, renderer), ``losses``
+(perceptual features, EMA normaliser), ``model`` (``LandmarkModel``), ``pairs`` (TPS warps),
+``data`` (sources), ``training``, ``evaluation``, ``export``, ``pretraining.colorization``;
+``cli`` holds the command-line programs. The names below are imported on first use, so
+``import keras_landmarks`` (and a CLI's ``--help``) does not start TensorFlow.
 """
 
-from keras_landmarks.bottleneck import GaussianMaps, SoftArgmaxKeypoints
-from keras_landmarks.config import LandmarkConfig, WarpParams, preset
-from keras_landmarks.encoders import build_detector, build_encoder
-from keras_landmarks.model import LandmarkModel
-from keras_landmarks.renderer import build_renderer
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-__all__ = [
-    "GaussianMaps",
-    "LandmarkConfig",
-    "LandmarkModel",
-    "SoftArgmaxKeypoints",
-    "WarpParams",
-    "build_detector",
-    "build_encoder",
-    "build_renderer",
-    "preset",
-]
+from keras_landmarks import _log  # noqa: F401  (the library logger's default handler)
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "LandmarkConfig": "keras_landmarks.config",
+    "WarpParams": "keras_landmarks.config",
+    "preset": "keras_landmarks.config",
+    "LandmarkModel": "keras_landmarks.model",
+    "GaussianMaps": "keras_landmarks.networks",
+    "SoftArgmaxKeypoints": "keras_landmarks.networks",
+    "build_detector": "keras_landmarks.networks",
+    "build_encoder": "keras_landmarks.networks",
+    "build_renderer": "keras_landmarks.networks",
+}
+_SUBPACKAGES = ("cli", "config", "data", "evaluation", "export", "geometry", "losses", "model", "networks",
+                "pairs", "pretraining", "training", "viz")
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBPACKAGES))

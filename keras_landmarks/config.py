@@ -12,22 +12,12 @@ import dataclasses
 import json
 import math
 
-# VGG-19 taps of the perceptual loss, in order: the image itself, then conv{1..5}_2.
-PERCEPTUAL_LAYERS = (
-    "input",
-    "block1_conv2",
-    "block2_conv2",
-    "block3_conv2",
-    "block4_conv2",
-    "block5_conv2",
-)
-# Official initial values of the per-layer EMA normalisers alpha_l.
-OFFICIAL_ALPHA_INIT = (100.0, 1.6, 2.3, 1.8, 2.8, 100.0)
+from keras_landmarks.losses.defaults import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PERCEPTUAL_LAYERS
 
 
 @dataclasses.dataclass(frozen=True)
 class WarpParams:
-    """Random thin-plate-spline warp (PAPER.md "Training pairs"; ``keras_landmarks.tps``).
+    """Random thin-plate-spline warp (PAPER.md "Training pairs"; ``keras_landmarks.pairs``).
 
     As in the official code, ``a`` and ``b`` are standard deviations of the spline's
     *kernel weights* at the 10x10 control points (``N(0, a)``, plus ``N(0, b)`` on a random
@@ -83,7 +73,7 @@ class LandmarkConfig:
     gaussian_mode: str = "rot"
     perceptual: str = "vgg19_imagenet"
     alpha_init: tuple[float, ...] = OFFICIAL_ALPHA_INIT
-    alpha_decay: float = 0.99
+    alpha_decay: float = OFFICIAL_ALPHA_DECAY
     loss_scale: float = 1000.0
     weight_decay: float = 1e-5
     learning_rate: float = 1e-3

@@ -22,11 +22,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_landmarks import perceptual
-from keras_landmarks.bottleneck import GaussianMaps
 from keras_landmarks.config import LandmarkConfig
-from keras_landmarks.encoders import build_detector, build_encoder
-from keras_landmarks.renderer import build_renderer
+from keras_landmarks.losses import normalizer, perceptual
+from keras_landmarks.networks import GaussianMaps, build_detector, build_encoder, build_renderer
 
 
 @keras.saving.register_keras_serializable(package="keras_landmarks")
@@ -64,16 +62,15 @@ class LandmarkModel(keras.Model):
         self.feature_extractor = perceptual.build_feature_extractor(
             cfg, weights="from_config" if _pretrained else None
         )
-        use_ema = cfg.perceptual != "l2"
         self.alpha = self.add_weight(
             shape=(len(self.loss_layers),),
-            initializer=keras.initializers.Constant(cfg.alpha_init if use_ema else [1.0]),
+            initializer=keras.initializers.Constant(normalizer.initial_alpha(cfg.perceptual, cfg.alpha_init)),
             trainable=False,
             dtype="float32",
             aggregation="only_first_replica",
             name="alpha",
         )
-        self._alpha_decay = cfg.alpha_decay if use_ema else 1.0
+        self._alpha_decay = normalizer.decay(cfg.perceptual, cfg.alpha_decay)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.term_trackers = [keras.metrics.Mean(name=f"loss_{n}") for n in self.loss_layers]
 
@@ -104,11 +101,8 @@ class LandmarkModel(keras.Model):
                 target_features, predicted_features, mask, self.loss_layers
             )
             global_batch, batch_errors = _global_means(errors)
-            alpha = self._alpha_decay * self.alpha + (1.0 - self._alpha_decay) * batch_errors
-            alpha = ops.stop_gradient(alpha)
-            per_example = self.config.loss_scale * ops.sum(
-                ops.stack(errors, axis=1) / alpha[None, :], axis=1
-            )
+            alpha = normalizer.updated_alpha(self.alpha, batch_errors, self._alpha_decay)
+            per_example = normalizer.normalized_loss(errors, alpha, self.config.loss_scale)
             # This replica's share of the global-batch mean: gradients are summed over
             # replicas by the optimizer.
             loss = ops.sum(per_example) / global_batch
@@ -152,7 +146,7 @@ class LandmarkModel(keras.Model):
         return self._update_trackers(batch_errors, ops.convert_to_tensor(self.alpha))
 
     def _update_trackers(self, batch_errors, alpha):
-        terms = self.config.loss_scale * batch_errors / alpha
+        terms = normalizer.loss_terms(batch_errors, alpha, self.config.loss_scale)
         self.loss_tracker.update_state(ops.sum(terms))
         for i, tracker in enumerate(self.term_trackers):
             tracker.update_state(terms[i])

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_landmarks import LandmarkConfig, colorization, lab, perceptual
-from keras_landmarks import colorization_training as ct
-from keras_landmarks.train_callbacks import read_summaries
+from keras_landmarks import LandmarkConfig
+from keras_landmarks.losses import perceptual
+from keras_landmarks.pretraining.colorization import lab, model as colorization
+from keras_landmarks.pretraining.colorization import run as ct
+from keras_landmarks.training.summaries import read_summaries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAIN = os.path.join(ROOT, "trainers", "pretrain_colorization.py")

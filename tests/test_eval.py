@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_landmarks import eval as lm_eval
+from keras_landmarks.evaluation import protocol as lm_eval
 
 
 def _faces(n, rng):

@@ -17,10 +17,10 @@ import keras
 import numpy as np
 import pytest
 
-from export import detector as D
-from export import onnx as onnx_export
-from export import parity, tflite
-from export.export import QUANTIZATIONS, export_all
+from keras_landmarks.export import runners, serving as D
+from keras_landmarks.export import to_onnx as onnx_export
+from keras_landmarks.export import parity, to_tflite as tflite
+from keras_landmarks.export.exporter import QUANTIZATIONS, export_all
 from keras_landmarks import LandmarkConfig, build_detector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,7 +88,7 @@ def exported(det, data_dir, tmp_path_factory):
 
 def runners_of(exported) -> dict:
     out, manifest = exported
-    return {k: D.load_runner(os.path.join(out, rel)) for k, rel in manifest["files"].items()}
+    return {k: runners.load_runner(os.path.join(out, rel)) for k, rel in manifest["files"].items()}
 
 
 def test_keras_contract_matches_numpy_reference(det, images):
@@ -121,7 +121,7 @@ def test_layout_and_operators(det, exported):
             names = tflite.operator_names(f.read())
         assert "CONV_2D" in names and not [n for n in names if n.startswith("CUSTOM")], names
         sizes[key] = os.path.getsize(path)
-        ops = D.load_runner(path).interpreter._get_ops_details()
+        ops = runners.load_runner(path).interpreter._get_ops_details()
         conv_in = {np.dtype(o["operand_types"][0]).name for o in ops if o["op_name"] == "CONV_2D"}
         conv_w = {np.dtype(o["operand_types"][1]).name for o in ops if o["op_name"] == "CONV_2D"}
         softmax = {np.dtype(o["operand_types"][0]).name for o in ops if o["op_name"] == "SOFTMAX"}
@@ -179,7 +179,7 @@ def test_float32_input_variant_without_score_maps(det, images, tmp_path):
     onnx_path = onnx_export.export_onnx(det, str(tmp_path / "f.onnx"), input_dtype="float32")
     tfl_path = tflite.export_tflite(det, str(tmp_path / "f.tflite"), input_dtype="float32")
     for path in (onnx_path, tfl_path):
-        runner = D.load_runner(path)
+        runner = runners.load_runner(path)
         assert runner.input_dtype == np.float32
         out = runner(images.astype(np.float32))
         assert set(out) == {"keypoints", "keypoints_normalized"}
@@ -191,7 +191,7 @@ def test_int8_full_integer_softargmax(det, data_dir, images, tmp_path):
     path = tflite.export_tflite(det, str(tmp_path / "i8.tflite"), quantization="int8",
                                 representative_images=lambda: (im[None] for im in calibration),
                                 int8_softargmax=True)
-    runner = D.load_runner(path)
+    runner = runners.load_runner(path)
     detail = runner._runner.get_input_details()["image"]
     assert detail["dtype"] == np.uint8 and detail["quantization"] == (1.0, 0)
     ops = runner.interpreter._get_ops_details()
@@ -207,11 +207,8 @@ def test_int8_full_integer_softargmax(det, data_dir, images, tmp_path):
 SUBPROCESS_LOAD = r"""
 import json, sys
 import numpy as np
-try:
-    import keras_landmarks
-    sys.exit("keras_landmarks must not be importable here")
-except ImportError:
-    pass
+# The package is installed in this venv: block it, so any import of it while loading fails.
+sys.modules["keras_landmarks"] = None
 import tensorflow as tf
 loaded = tf.saved_model.load(sys.argv[1])
 images = np.load(sys.argv[2])
@@ -255,15 +252,15 @@ def test_bad_inference_input(exported, images):
 
 def test_missing_and_corrupt_models(tmp_path, det):
     with pytest.raises(ValueError, match="does not exist"):
-        D.load_runner(str(tmp_path / "nothing.onnx"))
+        runners.load_runner(str(tmp_path / "nothing.onnx"))
     for name in ("bad.tflite", "bad.onnx", "bad.keras"):
         (tmp_path / name).write_bytes(b"\x00not a model" * 10)
         with pytest.raises(ValueError, match=name):
-            D.load_runner(str(tmp_path / name))
+            runners.load_runner(str(tmp_path / name))
     (tmp_path / "sm" / "1").mkdir(parents=True)
     (tmp_path / "sm" / "1" / "saved_model.pb").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable SavedModel"):
-        D.load_runner(str(tmp_path / "sm"))
+        runners.load_runner(str(tmp_path / "sm"))
     other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     other.save(tmp_path / "other.keras")
     with pytest.raises(ValueError, match="not a LandmarkModel or a detector"):
@@ -313,7 +310,7 @@ def test_killed_export_leaves_nothing(det, tmp_path):
     det.save(tmp_path / "det.keras")
     out = tmp_path / "exports" / "out"
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "export", "export.py"), f"--model={tmp_path}/det.keras",
+        [sys.executable, os.path.join(ROOT, "trainers", "export.py"), f"--model={tmp_path}/det.keras",
          f"--output_dir={out}", "--formats=saved_model,tflite,onnx", "--parity_images=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -339,7 +336,7 @@ def test_killed_export_leaves_nothing(det, tmp_path):
     (["--representative_data=/no/such/dir"], "neither an image folder"),
 ])
 def test_cli_bad_flags(flags, message, tmp_path):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "export", "export.py"),
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "trainers", "export.py"),
                            "--model=x.keras", f"--output_dir={tmp_path}/o", *flags],
                           capture_output=True, text=True)
     assert proc.returncode != 0
@@ -350,7 +347,7 @@ def test_cli_bad_flags(flags, message, tmp_path):
 def test_cli_exports_and_prints_parity(det, data_dir, tmp_path):
     det.save(tmp_path / "det.keras")
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "export", "export.py"),
+        [sys.executable, os.path.join(ROOT, "trainers", "export.py"),
          f"--model={tmp_path}/det.keras", f"--output_dir={tmp_path}/o", "--formats=onnx,tflite",
          f"--parity_data={data_dir}", "--parity_images=8"],
         capture_output=True, text=True)

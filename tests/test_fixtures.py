@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_landmarks import training
-from keras_landmarks.train_callbacks import ResumableCheckpoint
+from keras_landmarks.training.callbacks import ResumableCheckpoint
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "v0_1")
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_landmarks import data, tps
+from keras_landmarks import data
+from keras_landmarks.pairs import warps
 from keras_landmarks.data import decode, folders
 
 
@@ -55,7 +56,7 @@ def test_pairs_contract_and_per_batch_warp_seed(tmp_path):
     crop = decode.crop_resize(pattern, 16)[0].astype(np.float32)
     for i, batch in enumerate(ds.take(3)):
         # Every image is the same crop, so batch i must be warp_pairs(crop x 4, seed [7, i]).
-        expected = tps.warp_pairs(np.stack([crop] * 4), tf.constant([7, i], tf.int64))
+        expected = warps.warp_pairs(np.stack([crop] * 4), tf.constant([7, i], tf.int64))
         for key in ("image", "future_image", "mask"):
             assert batch[key].dtype == tf.float32
             np.testing.assert_allclose(batch[key], expected[key], atol=1e-3)
@@ -101,7 +102,7 @@ def _folder_with_bad_files(tmp_path, n_good):
 
 def test_batch_path_epochs_are_full_batches_of_every_good_file_once(tmp_path, caplog):
     bad = _folder_with_bad_files(tmp_path, 13)
-    caplog.set_level(logging.WARNING, logger="keras_landmarks.data")
+    caplog.set_level(logging.INFO, logger="keras_landmarks.data")
     ds, again, other = (folders.image_folder_batches(str(tmp_path), image_size=16, batch_size=5, seed=s)
                         for s in (3, 3, 4))
     (tmp_path / "gone.png").unlink()  # listed, then deleted: a read error
@@ -115,7 +116,10 @@ def test_batch_path_epochs_are_full_batches_of_every_good_file_once(tmp_path, ca
     stats = ds.decode_stats
     assert stats.skipped == 5 and set(stats.skipped_files) == bad
     assert len([r for r in caplog.records if "skipping unreadable" in r.getMessage()]) == 5  # once per file
-    assert len([r for r in caplog.records if "unreadable files skipped" in r.getMessage()]) >= 5  # per pass
+    assert not [r for r in caplog.records if "unreadable files skipped" in r.getMessage()]  # no line per pass
+    starts = [r.getMessage() for r in caplog.records if "image files; unreadable" in r.getMessage()]
+    assert len(starts) == 3 and all(": 18 image files;" in m for m in starts), starts  # one per pipeline at its start: 13 good + 5 bad listed
+    assert "5 unreadable files skipped" in stats.summary()
     np.testing.assert_array_equal(np.stack(list(again.take(13))), np.stack(batches))  # same seed, same batches
     assert list(np.concatenate([_ids(b) for b in other.take(13).as_numpy_iterator()])) != list(ids)
 
@@ -126,8 +130,8 @@ def test_pairs_are_the_warped_image_batches_despite_skipped_files(tmp_path):
     pairs = folders.image_folder_pairs(str(tmp_path), **kw).take(5)
     images = folders.image_folder_batches(str(tmp_path), **kw).take(5)
     for i, (pair, batch) in enumerate(zip(pairs, images)):
-        expected = tps.warp_pairs(batch, tf.constant([9, i], tf.int64), sampler=tps.PIPELINE_SAMPLER,
-                                  coarse_grid=tps.PIPELINE_COARSE_GRID)
+        expected = warps.warp_pairs(batch, tf.constant([9, i], tf.int64), sampler=warps.PIPELINE_SAMPLER,
+                                  coarse_grid=warps.PIPELINE_COARSE_GRID)
         for key in ("image", "future_image", "mask"):
             np.testing.assert_array_equal(pair[key], expected[key])
 

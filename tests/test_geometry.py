@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_landmarks import GaussianMaps, SoftArgmaxKeypoints, geometry
+from keras_landmarks.networks import bottleneck
 
 
 def test_grid_is_pixel_centre_linspace():
@@ -32,7 +33,7 @@ def test_soft_argmax_of_sharp_peak_is_that_cell(h, w):
     # axis length: mean along x of a single spike of height c*w is c.
     for i in range(k):
         scores[:, rows[i], cols[i], i] = 60.0 * max(h, w)
-    pts = keras.ops.convert_to_numpy(geometry.soft_argmax(scores))
+    pts = keras.ops.convert_to_numpy(bottleneck.soft_argmax(scores))
     expected_x = -1 + 2 * cols / (w - 1)
     expected_y = -1 + 2 * rows / (h - 1)
     assert pts.shape == (2, k, 2)
@@ -55,7 +56,7 @@ def test_soft_argmax_matches_numpy_reference():
 
 
 def test_uniform_scores_give_the_centre():
-    pts = keras.ops.convert_to_numpy(geometry.soft_argmax(np.zeros((1, 9, 9, 3), "float32")))
+    pts = keras.ops.convert_to_numpy(bottleneck.soft_argmax(np.zeros((1, 9, 9, 3), "float32")))
     np.testing.assert_allclose(pts, 0.0, atol=1e-6)
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_landmarks import LandmarkConfig, LandmarkModel, perceptual
+from keras_landmarks import LandmarkConfig, LandmarkModel
+from keras_landmarks.losses import perceptual
 
 S = 32
 SMALL = LandmarkConfig(

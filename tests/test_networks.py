@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_landmarks import LandmarkConfig, build_detector, build_encoder, build_renderer
-from keras_landmarks.encoders import encoder_channels
+from keras_landmarks.networks.blocks import encoder_channels
 
 
 def _conv_params(k, cin, cout, bias=False):

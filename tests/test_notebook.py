@@ -109,8 +109,12 @@ def test_notebook_runs_headless_with_a_tiny_budget(tmp_path):
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
     out = "\n".join(text_of(c) for c in code)
-    project = re.search(r"^project: (.+)$", out, re.M)  # the local branch found the root
-    assert project and os.path.realpath(project.group(1)) == os.path.realpath(ROOT)
+    # The kernel imports the package installed from this checkout (editable), and the local
+    # branch puts runs under the repository root.
+    package = re.search(r"^keras-landmarks \S+ from (.+)$", out, re.M)
+    assert package and os.path.realpath(package.group(1)) == os.path.realpath(os.path.join(ROOT, "keras_landmarks"))
+    runs = re.search(r"^runs under: (.+)$", out, re.M)
+    assert runs and os.path.realpath(runs.group(1)) == os.path.realpath(ROOT)
 
     # Training went through fit + the library's callbacks to STEPS and saved the model.
     assert re.search(rf"step {budget['STEPS']}/{budget['STEPS']} ", out), out[-3000:]

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from export import detector as D
-from export.predict import fit_to_square, list_inputs, predict
+from keras_landmarks.export import runners, serving as D
+from keras_landmarks.data.images import fit_to_square
+from keras_landmarks.export.predict import list_inputs, predict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -109,7 +110,7 @@ def test_predict_video(tmp_path):
 def test_cli_with_onnx_model(tmp_path):
     import keras
 
-    from export.onnx import export_onnx
+    from keras_landmarks.export.to_onnx import export_onnx
     from keras_landmarks import LandmarkConfig, build_detector
 
     keras.utils.set_random_seed(1)
@@ -119,7 +120,7 @@ def test_cli_with_onnx_model(tmp_path):
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate([(40, 60), (50, 50)]):
         cv2.imwrite(str(tmp_path / "in" / f"im{i}.jpg"), rng.integers(0, 255, (h, w, 3), np.uint8))
-    script = os.path.join(ROOT, "export", "predict.py")
+    script = os.path.join(ROOT, "trainers", "predict.py")
     proc = subprocess.run([sys.executable, script, f"--model={tmp_path}/det.onnx",
                            f"--input={tmp_path}/in", f"--output={tmp_path}/out"],
                           capture_output=True, text=True)
@@ -129,7 +130,7 @@ def test_cli_with_onnx_model(tmp_path):
     assert len(rows) == 2 * 3 and sorted(os.listdir(tmp_path / "out")) == [
         "im0.png", "im1.png", "keypoints.csv"]
     # The CLI's points are the ONNX model's, mapped back to the 40x60 / 50x50 originals.
-    runner = D.load_runner(str(tmp_path / "det.onnx"))
+    runner = runners.load_runner(str(tmp_path / "det.onnx"))
     for i in range(2):
         image = cv2.cvtColor(cv2.imread(str(tmp_path / "in" / f"im{i}.jpg")), cv2.COLOR_BGR2RGB)
         square, transform = fit_to_square(image, 32)

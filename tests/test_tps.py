@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_landmarks import tps
+from keras_landmarks.pairs import tps, warps
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
 
 IDENTITY = WarpParams(a=0.0, b=0.0, rotation_deg=0.0, scale=0.0, translation=0.0)
@@ -104,15 +104,15 @@ def test_spline_interpolates_control_targets_like_numpy_solve():
 def test_identity_parameters_return_the_input_exactly(height, width):
     rng = np.random.default_rng(3)
     image = rng.uniform(0, 255, (2, height, width, 3)).astype(np.float32)
-    weights, affine = tps.random_tps_params([5, 6], 2, IDENTITY)
+    weights, affine = warps.random_tps_params([5, 6], 2, IDENTITY)
     np.testing.assert_array_equal(affine.numpy(), np.broadcast_to(tps._IDENTITY_AFFINE, (2, 3, 2)))
     np.testing.assert_array_equal(tps.warp_images(image, weights, affine).numpy(), image)
     np.testing.assert_allclose(tps.tps_warp_grid(weights, affine, height, width)[0], _np_grid(height, width), atol=1e-7)
     for sampler, grid in SAMPLER_GRIDS:  # zero displacement at the nodes is zero everywhere
-        out = tps.warp_pairs(image, [5, 6], IDENTITY, IDENTITY, sampler=sampler, coarse_grid=grid)
+        out = warps.warp_pairs(image, [5, 6], IDENTITY, IDENTITY, sampler=sampler, coarse_grid=grid)
         np.testing.assert_array_equal(out["image"].numpy(), image)
         np.testing.assert_array_equal(out["future_image"].numpy(), image)
-        np.testing.assert_array_equal(out["mask"].numpy()[1], tps.border_mask(height, width))
+        np.testing.assert_array_equal(out["mask"].numpy()[1], warps.border_mask(height, width))
 
 
 @pytest.mark.parametrize("sampler,coarse_grid", SAMPLER_GRIDS)
@@ -120,9 +120,9 @@ def test_mask_is_zero_where_the_target_warp_samples_outside(sampler, coarse_grid
     big = WarpParams(a=0.001, b=0.005, rotation_deg=10.0, scale=0.1, translation=0.4)
     image = np.full((6, 32, 32, 3), 200.0, np.float32)
     seed = tf.constant([7, 8], tf.int64)
-    out = tps.warp_pairs(image, seed, target_warp=big, sampler=sampler, coarse_grid=coarse_grid)
-    target_seed = tps.split_seed(seed)[0]
-    grid = tps.random_warp_grids(target_seed, 6, 32, 32, big, coarse_grid).numpy()
+    out = warps.warp_pairs(image, seed, target_warp=big, sampler=sampler, coarse_grid=coarse_grid)
+    target_seed = warps.split_seed(seed)[0]
+    grid = warps.random_warp_grids(target_seed, 6, 32, 32, big, coarse_grid).numpy()
     outside = np.any(np.abs(grid) > 1.0, axis=-1)
     mask, future = out["mask"].numpy()[..., 0], out["future_image"].numpy()
     assert outside.sum() > 100 and (~outside).sum() > 100  # both cases occur
@@ -136,17 +136,17 @@ def test_mask_is_zero_where_the_target_warp_samples_outside(sampler, coarse_grid
 
 
 def test_border_mask_profile_and_scaling():
-    m = tps.border_mask(128, 128)[..., 0]
+    m = warps.border_mask(128, 128)[..., 0]
     assert m.shape == (128, 128) and m.dtype == np.float32
     ramp = 0.5 + 0.5 * np.tanh(np.linspace(-1, 1, 20) / 0.4)
     row = np.concatenate([np.zeros(10), ramp, np.ones(68), ramp[::-1], np.zeros(10)])
     np.testing.assert_allclose(m, np.outer(row, row), atol=1e-7)
-    small = tps.border_mask(64, 48)[..., 0]  # widths scale with min side: 48/128
+    small = warps.border_mask(64, 48)[..., 0]  # widths scale with min side: 48/128
     assert small.shape == (64, 48)
     np.testing.assert_array_equal(small[:, :4], 0.0)
     assert small[32, 4] > 0 and small[32, 4 + 8 - 1] < 1 and small[32, 24] == 1.0
     with pytest.raises(ValueError, match="too small"):
-        tps.border_mask(1, 8)
+        warps.border_mask(1, 8)
 
 
 def test_bilinear_sample_matches_numpy_reference():
@@ -162,27 +162,27 @@ def test_bilinear_sample_matches_numpy_reference():
 
 def test_same_seed_same_warp_and_different_seeds_differ():
     image = np.random.default_rng(5).uniform(0, 255, (3, 24, 24, 3)).astype(np.float32)
-    a = tps.warp_pairs(image, [1, 2])
-    b = tps.warp_pairs(image, [1, 2])
-    c = tps.warp_pairs(image, [1, 3])
-    as_uint8 = tps.warp_pairs(np.round(image).astype(np.uint8), [1, 2])
-    rounded = tps.warp_pairs(np.round(image), [1, 2])
+    a = warps.warp_pairs(image, [1, 2])
+    b = warps.warp_pairs(image, [1, 2])
+    c = warps.warp_pairs(image, [1, 3])
+    as_uint8 = warps.warp_pairs(np.round(image).astype(np.uint8), [1, 2])
+    rounded = warps.warp_pairs(np.round(image), [1, 2])
     for key in a:
         np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
         assert np.abs(a[key].numpy() - c[key].numpy()).max() > 1e-2
         np.testing.assert_array_equal(as_uint8[key].numpy(), rounded[key].numpy())
     # Each image of a batch gets its own warp, independent of the batch size.
-    grids = tps.random_warp_grids([1, 2], 3, 24, 24, SOURCE_WARP).numpy()
+    grids = warps.random_warp_grids([1, 2], 3, 24, 24, SOURCE_WARP).numpy()
     assert np.abs(grids[0] - grids[1]).max() > 1e-3
-    np.testing.assert_array_equal(tps.random_warp_grids([1, 2], 2, 24, 24, SOURCE_WARP), grids[:2])
+    np.testing.assert_array_equal(warps.random_warp_grids([1, 2], 2, 24, 24, SOURCE_WARP), grids[:2])
 
 
 def test_eager_tf_data_and_xla_agree():
     image = np.random.default_rng(6).uniform(0, 255, (4, 24, 24, 3)).astype(np.float32)
     seed = tf.constant([2**40 + 3, -5], tf.int64)  # beyond 32 bits on purpose
-    eager = tps.warp_pairs(image, seed)
-    xla = tf.function(tps.warp_pairs, jit_compile=True)(image, seed)
-    ds = tf.data.Dataset.from_tensors(image).map(lambda x: tps.warp_pairs(x, seed))
+    eager = warps.warp_pairs(image, seed)
+    xla = tf.function(warps.warp_pairs, jit_compile=True)(image, seed)
+    ds = tf.data.Dataset.from_tensors(image).map(lambda x: warps.warp_pairs(x, seed))
     in_data = next(iter(ds))
     for key in ("image", "future_image", "mask"):
         np.testing.assert_array_equal(in_data[key].numpy(), eager[key].numpy())
@@ -190,15 +190,15 @@ def test_eager_tf_data_and_xla_agree():
         np.testing.assert_allclose(xla[key].numpy(), eager[key].numpy(), atol=5e-3 * (key != "mask") + 1e-5)
     assert eager["mask"].shape == (4, 24, 24, 1)
     # The OpenCV sampler is deterministic too, eagerly and inside tf.data.
-    cv2_eager = tps.warp_pairs(image, seed, sampler="cv2", coarse_grid=9)
-    ds = tf.data.Dataset.from_tensors(image).map(lambda x: tps.warp_pairs(x, seed, sampler="cv2", coarse_grid=9))
+    cv2_eager = warps.warp_pairs(image, seed, sampler="cv2", coarse_grid=9)
+    ds = tf.data.Dataset.from_tensors(image).map(lambda x: warps.warp_pairs(x, seed, sampler="cv2", coarse_grid=9))
     cv2_data = next(iter(ds))
     for key in ("image", "future_image", "mask"):
         np.testing.assert_array_equal(cv2_data[key].numpy(), cv2_eager[key].numpy())
 
 
 def test_parameter_and_displacement_statistics():
-    weights, affine = tps.random_tps_params([0, 1], 3000, SOURCE_WARP)
+    weights, affine = warps.random_tps_params([0, 1], 3000, SOURCE_WARP)
     affine = affine.numpy()
     # A scaled rotation: the x and y rows are (c, -s) and (s, c).
     np.testing.assert_allclose(affine[:, 1], np.stack([affine[:, 2, 1], -affine[:, 2, 0]], -1), atol=1e-7)
@@ -214,10 +214,10 @@ def test_parameter_and_displacement_statistics():
     # Non-linear displacement per pixel against the closed form; the translation-only warp
     # shifts each image rigidly by N(0, t).
     nonlinear = WarpParams(a=TARGET_WARP.a, b=TARGET_WARP.b, rotation_deg=0, scale=0, translation=0)
-    disp = tps.random_warp_grids([2, 3], 600, 12, 12, nonlinear).numpy() - _np_grid(12, 12)
+    disp = warps.random_warp_grids([2, 3], 600, 12, 12, nonlinear).numpy() - _np_grid(12, 12)
     np.testing.assert_allclose(disp.std(axis=(0, 3)), tps.displacement_std(nonlinear, 12, 12), rtol=0.12)
     shift = WarpParams(a=0, b=0, rotation_deg=0, scale=0, translation=0.1)
-    disp = tps.random_warp_grids([4, 5], 2000, 6, 6, shift).numpy() - _np_grid(6, 6)
+    disp = warps.random_warp_grids([4, 5], 2000, 6, 6, shift).numpy() - _np_grid(6, 6)
     np.testing.assert_allclose(disp - disp[:, :1, :1], 0.0, atol=1e-6)
     np.testing.assert_allclose(disp[:, 0, 0].std(0), 0.1, rtol=0.06)
 
@@ -233,13 +233,13 @@ def test_cv2_sampler_matches_tf_sampler_and_numpy_reference(channels, dtype):
     # positions to 1/32 px for those counts, which would show here as errors of ~5.
     images = np.random.default_rng(channels).uniform(0, 255, (3, 40, 48, channels)).astype(dtype)
     seed = tf.constant([11, channels], tf.int64)
-    ref = tps.warp_pairs(images, seed, BIG, BIG)
-    got = tps.warp_pairs(images, seed, BIG, BIG, sampler="cv2")
+    ref = warps.warp_pairs(images, seed, BIG, BIG)
+    got = warps.warp_pairs(images, seed, BIG, BIG, sampler="cv2")
     for key in ref:
         assert got[key].shape == ref[key].shape and got[key].dtype == tf.float32
         np.testing.assert_allclose(got[key].numpy(), ref[key].numpy(), atol=1e-3)  # of 255; measured 5e-5
     # Independently of the TF sampler: a float64 bilinear sample at random_warp_grids' positions.
-    grid = tps.random_warp_grids(tps.split_seed(seed)[0], 3, 40, 48, BIG).numpy().astype(np.float64)
+    grid = warps.random_warp_grids(warps.split_seed(seed)[0], 3, 40, 48, BIG).numpy().astype(np.float64)
     pix = (grid + 1) / 2 * [47, 39]
     assert np.any(pix < -1) and np.any((pix > 0) & (pix < [47, 39]))  # outside and inside both occur
     expected = np.stack([_np_bilinear_image(images[b].astype(np.float64), pix[b]) for b in range(3)])
@@ -251,8 +251,8 @@ def test_cv2_sampler_matches_tf_sampler_and_numpy_reference(channels, dtype):
 def test_cv2_frame_pairs_match_tf(coarse_grid):
     rng = np.random.default_rng(12)
     frames = rng.integers(0, 256, (2, 3, 40, 48, 3), dtype=np.uint8)
-    ref = tps.warp_frame_pairs(frames[0], frames[1], [5, 7], BIG, BIG, coarse_grid=coarse_grid)
-    got = tps.warp_frame_pairs(frames[0], frames[1], [5, 7], BIG, BIG, sampler="cv2", coarse_grid=coarse_grid)
+    ref = warps.warp_frame_pairs(frames[0], frames[1], [5, 7], BIG, BIG, coarse_grid=coarse_grid)
+    got = warps.warp_frame_pairs(frames[0], frames[1], [5, 7], BIG, BIG, sampler="cv2", coarse_grid=coarse_grid)
     for key in ref:  # coarse: TF and OpenCV upsample in another float order (~1e-5 px)
         np.testing.assert_allclose(got[key].numpy(), ref[key].numpy(), atol=1e-3 if coarse_grid is None else 2e-2)
     assert np.abs(got["image"].numpy() - got["future_image"].numpy()).mean() > 10  # different frames
@@ -265,27 +265,27 @@ def test_both_samplers_sample_where_random_warp_grids_says(coarse_grid):
     xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     ramps = np.broadcast_to(np.stack([xx, yy, np.full_like(xx, 7.0)], -1), (4, h, w, 3))
     seed = [3, 4]
-    grid = tps.random_warp_grids(tps.split_seed(seed)[0], 4, h, w, TARGET_WARP, coarse_grid).numpy()
+    grid = warps.random_warp_grids(warps.split_seed(seed)[0], 4, h, w, TARGET_WARP, coarse_grid).numpy()
     pix = (grid + 1) / 2 * [w - 1, h - 1]
     inside = np.all((pix >= 0) & (pix <= [w - 1, h - 1]), -1)
     assert inside.mean() > 0.5 and np.abs(pix - np.stack([xx, yy], -1)).max() > 1.0
-    for sampler in tps.SAMPLERS:
-        out = tps.warp_pairs(ramps, seed, sampler=sampler, coarse_grid=coarse_grid)["future_image"].numpy()
+    for sampler in warps.SAMPLERS:
+        out = warps.warp_pairs(ramps, seed, sampler=sampler, coarse_grid=coarse_grid)["future_image"].numpy()
         np.testing.assert_allclose(out[..., :2][inside], pix[inside], atol=1e-3)
-        again = tps.warp_pairs(ramps, seed, sampler=sampler, coarse_grid=coarse_grid)["future_image"].numpy()
+        again = warps.warp_pairs(ramps, seed, sampler=sampler, coarse_grid=coarse_grid)["future_image"].numpy()
         np.testing.assert_array_equal(again, out)
 
 
 def test_coarse_grid_is_within_its_bound_of_the_exact_grid():
-    m = tps.PIPELINE_COARSE_GRID
-    exact = tps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP).numpy()
-    coarse = tps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP, m).numpy()
+    m = warps.PIPELINE_COARSE_GRID
+    exact = warps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP).numpy()
+    coarse = warps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP, m).numpy()
     step = 128 // (m - 1)  # 129 px, 33 nodes: every 4th pixel is a node, where the grids agree
     np.testing.assert_allclose(coarse[:, ::step, ::step], exact[:, ::step, ::step], atol=2e-6)
     error_px = np.abs(coarse - exact) * 64.0
     assert 0.01 < error_px.max() <= 0.09 and error_px.mean() < 0.015  # tps.py docstring bound
     # The bound shrinks ~ with the node spacing squared: 17 nodes are ~4x worse.
-    coarser = tps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP, 17).numpy()
+    coarser = warps.random_warp_grids([8, 9], 20, 129, 129, SOURCE_WARP, 17).numpy()
     assert np.abs(coarser - exact).max() * 64.0 > 2.5 * error_px.max()
 
 
@@ -294,11 +294,11 @@ def test_bad_shapes_fail_with_clear_errors():
         tps.tps_warp_grid(np.zeros((1, 7, 2), np.float32), tps._IDENTITY_AFFINE[None], 8, 8)
     spec = tf.TensorSpec([2, None, None, 3], tf.float32)
     with pytest.raises(ValueError, match="static image sizes"):
-        tf.function(lambda x: tps.warp_pairs(x, [0, 0])).get_concrete_function(spec)
+        tf.function(lambda x: warps.warp_pairs(x, [0, 0])).get_concrete_function(spec)
     image = np.zeros((1, 8, 8, 3), np.float32)
     with pytest.raises(ValueError, match="sampler"):
-        tps.warp_pairs(image, [0, 0], sampler="scipy")
+        warps.warp_pairs(image, [0, 0], sampler="scipy")
     with pytest.raises(ValueError, match="coarse_grid"):
-        tps.warp_pairs(image, [0, 0], coarse_grid=1)
+        warps.warp_pairs(image, [0, 0], coarse_grid=1)
     with pytest.raises(ValueError, match="future_images"):
-        tps.warp_frame_pairs(image, np.zeros((1, 8, 9, 3), np.float32), [0, 0], sampler="cv2")
+        warps.warp_frame_pairs(image, np.zeros((1, 8, 9, 3), np.float32), [0, 0], sampler="cv2")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_landmarks import tps, tps_cv2
+from keras_landmarks.pairs import cv2_sampler as tps_cv2, warps
 
 
 def _np_maps(displacement, height, width):
@@ -49,7 +49,7 @@ def test_aligned_empty_is_aligned_float32():
 
 
 def _pairs(images, seed):
-    return tps.warp_pairs(images, seed, sampler="cv2", coarse_grid=9)
+    return warps.warp_pairs(images, seed, sampler="cv2", coarse_grid=9)
 
 
 def test_outputs_held_anywhere_are_never_overwritten():
@@ -64,12 +64,12 @@ def test_outputs_held_anywhere_are_never_overwritten():
         else:
             held.append((i, batch["mask"]))
     # A direct call (batch 2: a shape of its own, so the next calls try its set first)
-    direct = tps_cv2.warp_pair_batch(images[:2], np.zeros((2, 9, 9, 4), np.float32), tps.border_mask(24, 32))
+    direct = tps_cv2.warp_pair_batch(images[:2], np.zeros((2, 9, 9, 4), np.float32), warps.border_mask(24, 32))
     view = direct[0][..., :2]  # a view of its output, which is dropped
     expected_view = view.copy()
     del direct
     for _ in range(3):
-        tps_cv2.warp_pair_batch(images[:2], np.ones((2, 9, 9, 4), np.float32), tps.border_mask(24, 32))
+        tps_cv2.warp_pair_batch(images[:2], np.ones((2, 9, 9, 4), np.float32), warps.border_mask(24, 32))
     np.testing.assert_array_equal(view, expected_view)
     for i, value in held:
         ref = _pairs(images, [5, i])

@@ -6,6 +6,7 @@ in about a second; the synthetic faces take longer to trace) and ``--perceptual=
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,8 +22,9 @@ import pytest
 import tensorflow as tf
 
 from keras_landmarks import LandmarkConfig, data, training
-from keras_landmarks.train_callbacks import (ResumableCheckpoint, draw_keypoints, format_seconds,
-                                             read_summaries)
+from keras_landmarks.training.callbacks import ResumableCheckpoint
+from keras_landmarks.training.rundir import format_seconds
+from keras_landmarks.training.summaries import draw_keypoints, read_summaries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "trainers", "train.py")
@@ -322,11 +324,18 @@ def test_bad_flags_exit_with_one_clear_message(tmp_path, images):
     assert not os.path.exists(tmp_path / "run" / "model.keras")
 
 
-def test_cli_dataset_list_is_the_library_s():
-    # trainers/_common.py repeats the list to keep TensorFlow out of flag parsing.
-    from trainers import _common
-
-    assert _common.DATASETS == data.TRAINING_SOURCES
+def test_cli_help_lists_every_flag_and_the_library_s_choices():
+    # --help (not only --helpfull) shows the shared run flags; the strategy and precision
+    # lists are repeated in the CLI to keep TensorFlow out of flag parsing.
+    proc = subprocess.run([sys.executable, TRAIN, "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    for flag in ("max_minutes", "save_every", "summary_every", "image_every", "verbose", "tf_logs",
+                 "dataset", "perceptual", "strategy", "jit_compile"):
+        assert re.search(rf"^  --(\[no\])?{flag}:", out, re.M), flag
+    assert f"<{'|'.join(data.TRAINING_SOURCES)}>" in out
+    assert f"<{'|'.join(training.STRATEGIES)}>" in out
+    assert f"<{'|'.join(training.PRECISIONS)}>" in out
 
 
 # -- small pieces --------------------------------------------------------------------------
@@ -375,7 +384,7 @@ def test_progress_with_a_time_budget_reports_the_nearer_limit(monkeypatch):
     import io
     import types
 
-    from keras_landmarks import train_callbacks
+    from keras_landmarks.training import callbacks as train_callbacks
 
     clock = [1000.0]
     monkeypatch.setattr(train_callbacks.time, "monotonic", lambda: clock[0])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_landmarks import tps
+from keras_landmarks.pairs import warps
 from keras_landmarks.data import video
 
 HEIGHT, WIDTH, FRAMES = 24, 40, 12  # landscape: the centre crop is columns 8..31
@@ -87,7 +87,7 @@ def test_same_seed_replays_and_tps_path_matches_warp_frame_pairs(clip_dir):
     for key in a[0]:
         np.testing.assert_array_equal(a[1][key].numpy(), b[1][key].numpy())
     warped = list(video.video_pairs(clip_dir, image_size=24, batch_size=5, seed=3, num_batches=2, tps=True))
-    ref = tps.warp_frame_pairs(a[1]["image"], a[1]["future_image"], tf.constant([3, 1], tf.int64))
+    ref = warps.warp_frame_pairs(a[1]["image"], a[1]["future_image"], tf.constant([3, 1], tf.int64))
     for key in ("image", "future_image", "mask"):
         np.testing.assert_allclose(warped[1][key].numpy(), ref[key].numpy(), atol=1e-3)
     mask = warped[0]["mask"].numpy()

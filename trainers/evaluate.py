@@ -1,59 +1,16 @@
-r"""Evaluate a trained detector with the paper's protocol (linear regression to labels).
+"""Evaluate a detector with the paper's protocol: ``landmarks-evaluate`` (keras_landmarks.cli.evaluate).
 
-    python trainers/evaluate.py --model=runs/demo --dataset=synthetic
-    python trainers/evaluate.py --model=runs/faces/model.keras --dataset=folder \
-        --data_dir=../shared/data/ytfaces --points=le,re,n,lm,rm
-    python trainers/evaluate.py --model=runs/celeba --dataset=celeb_a --mafl_dir=/data/MAFL
-
-Fits the regressor on the ``train`` split, measures on ``test``, prints the
-inter-ocular-normalised error (%), per-point errors and the mean-shape baseline, and
-writes ``metrics.json`` and ``landmarks.png`` (test images: ground truth as crosses,
-regressed points as dots; the detector's own K points in ``detections.png``).
+Needs the package installed (``pip install -e .`` in the repository, or ``make demo`` / ``make test``,
+which do it); ``--help`` lists every flag.
 """
 
-from __future__ import annotations
-
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A .keras LandmarkModel, or a training logdir holding model.keras.")
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "folder", "celeb_a"], "Annotated source.")
-flags.DEFINE_string("data_dir", None, "Folder of the annotated images (folder) or TFDS data_dir (celeb_a).")
-flags.DEFINE_string("csv_path", None, "Landmarks CSV for --dataset=folder (default <data_dir>/landmarks.csv).")
-flags.DEFINE_list("points", None, "Point names to evaluate from the CSV, eyes first (e.g. le,re,n,lm,rm).")
-flags.DEFINE_string("mafl_dir", None, "Folder with MAFL training.txt/testing.txt (celeb_a).")
-flags.DEFINE_integer("num_train", 2000, "Synthetic: annotated training faces for the regressor.")
-flags.DEFINE_integer("num_test", 500, "Synthetic: held-out test faces.")
-flags.DEFINE_integer("batch_size", 50, "Inference batch size.")
-flags.DEFINE_bool("intercept", False, "Fit the regressor with an intercept (official: no).")
-flags.DEFINE_string("output_dir", None, "Where to write metrics.json and PNGs (default <model dir>/eval).")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.model:
-        raise app.UsageError("--model is required (a .keras file or a training logdir)")
-    from keras_landmarks import evaluation
-
-    try:
-        model_path = evaluation.resolve_model_path(FLAGS.model)
-        output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(model_path), "eval")
-        evaluation.evaluate_saved_model(
-            model_path, output_dir, intercept=FLAGS.intercept, batch_size=FLAGS.batch_size,
-            dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, csv_path=FLAGS.csv_path,
-            points=FLAGS.points, mafl_dir=FLAGS.mafl_dir, num_train=FLAGS.num_train,
-            num_test=FLAGS.num_test)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"evaluate.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
-
+try:
+    from keras_landmarks.cli.evaluate import run
+except ModuleNotFoundError as err:  # not installed: say what to do instead of a traceback
+    if err.name not in ("keras_landmarks", "absl"):
+        raise
+    raise SystemExit(f"trainers/evaluate.py: error: {err.name} is not installed; run "
+                     "'pip install -e .' in the repository (or 'make test', which does)") from None
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -1,112 +1,16 @@
-r"""Train an unsupervised landmark detector (Jakab et al. 2018); resumes where it stopped.
+"""Train a landmark detector: the same program as ``landmarks-train`` (keras_landmarks.cli.train).
 
-    python trainers/train.py --dataset=synthetic --steps=20000 --logdir=runs/faces
-    python trainers/train.py --dataset=celeb_a --data_dir=~/tensorflow_datasets \
-        --mafl_dir=/data/MAFL --logdir=runs/celeba
-    python trainers/train.py --flagfile=runs/celeba.flags
-
-Settings come from the dataset preset (``keras_landmarks.config.PRESETS``); flags given on
-the command line (or in a ``--flagfile``) override it. Running the same command again
-after a crash or ``kill`` resumes from the last save (every ``--save_every`` steps).
-Outputs in ``--logdir``: ``config.json``, ``model.keras``, ``backup/``, ``tensorboard/``.
+Needs the package installed (``pip install -e .`` in the repository, or ``make demo`` / ``make test``,
+which do it); ``--help`` lists every flag.
 """
 
-from __future__ import annotations
-
-import math
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
-
-from trainers._common import (DATASETS, check_data_dir, define_run_flags,  # noqa: E402
-                             fail as _fail, flags_parser, run_reporting_errors)
-
-# Flags that override fields of the dataset's LandmarkConfig preset when given.
-CONFIG_FLAGS = ("image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
-                "learning_rate", "lr_decay_rate", "lr_decay_steps", "perceptual", "seed")
-
-FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", None, list(DATASETS), "Training pairs: CelebA (TFDS), a folder "
-                  "of images, videos / frame folders, or generated toy faces.")
-flags.DEFINE_string("data_dir", None, "image_folder/video: the folder to read (required). "
-                    "celeb_a: the TFDS data_dir (default ~/tensorflow_datasets).")
-flags.DEFINE_string("mafl_dir", None, "celeb_a: folder with MAFL training.txt/testing.txt; "
-                    "MAFL test images are then left out of training (paper protocol).")
-flags.DEFINE_string("logdir", None, "Output and resume folder (default runs/<dataset>).")
-flags.DEFINE_integer("steps", 100_000, "Total optimizer steps (a resumed run continues to it).")
-flags.DEFINE_integer("image_size", 128, "Image side, a power of two >= 16 (preset otherwise).")
-flags.DEFINE_integer("num_landmarks", 10, "K, the number of landmarks.")
-flags.DEFINE_integer("width", 32, "Filters of the encoder's first convs (doubling per halving).")
-flags.DEFINE_integer("heatmap_size", 16, "Side of the keypoint score maps.")
-flags.DEFINE_integer("batch_size", 50, "Global batch size (split over replicas/workers).")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam's initial learning rate.")
-flags.DEFINE_float("lr_decay_rate", 0.95, "Learning-rate factor every --lr_decay_steps (staircase).")
-flags.DEFINE_integer("lr_decay_steps", 100_000, "Steps between learning-rate decays.")
-flags.DEFINE_string("perceptual", "vgg19_imagenet", "Reconstruction loss: vgg19_imagenet, "
-                    "vgg19:<weights .h5>, vgg19_random or l2 (pixels).")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation and data.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker", "tpu"],
-                  "Distribution: auto = all GPUs when there are several; multi_worker reads "
-                  "TF_CONFIG; tpu = Colab/Cloud TPU.")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"],
-                  "Keras mixed-precision policy (float16 adds dynamic loss scaling).")
-flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
-define_run_flags("model.keras", " Not with multi_worker.")
-
-for _name in ("steps", "image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
-              "lr_decay_steps", "save_every", "summary_every", "image_every"):
-    flags.register_validator(_name, lambda v: v is None or v >= 1, message="must be >= 1")
-flags.register_validator(
-    "image_size", lambda v: v >= 16 and math.log2(v) % 1 == 0,
-    message="must be a power of two >= 16 (e.g. 64, 128)")
-flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
-
-
-flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, message=None)
-
-
-@flags.validator("perceptual")
-def _check_perceptual(value):
-    kind, _, path = value.partition(":")
-    if value not in ("vgg19_imagenet", "vgg19_random", "l2") and kind != "vgg19":
-        raise flags.ValidationError(
-            f"--perceptual={value}: use vgg19_imagenet, vgg19:<weights .h5>, vgg19_random or l2")
-    if kind == "vgg19" and not os.path.isfile(os.path.expanduser(path)):
-        raise flags.ValidationError(f"--perceptual={value}: no such weights file {path!r}")
-    return True
-
-
-def fail(message: str, status: int) -> None:
-    _fail("train.py", message, status)
-
-
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]} (flags look like --name=value)")
-    # TensorFlow is imported only now, after the flags were checked.
-    from keras_landmarks import config, training  # noqa: PLC0415
-
-    overrides = {name: FLAGS[name].value for name in CONFIG_FLAGS if FLAGS[name].present}
-    if "perceptual" in overrides and overrides["perceptual"].startswith("vgg19:"):
-        overrides["perceptual"] = "vgg19:" + os.path.expanduser(overrides["perceptual"][6:])
-    try:
-        cfg = config.preset(FLAGS.dataset, **overrides)
-    except ValueError as err:
-        fail(str(err), 2)
-    data_dir = os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None
-    run_reporting_errors("train.py", lambda: training.train(
-        cfg, dataset=FLAGS.dataset, data_dir=data_dir, steps=FLAGS.steps,
-        logdir=FLAGS.logdir or os.path.join("runs", FLAGS.dataset), strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-        save_every=FLAGS.save_every, summary_every=FLAGS.summary_every,
-        image_every=FLAGS.image_every, verbose=FLAGS.verbose, max_minutes=FLAGS.max_minutes,
-        data_kwargs={"mafl_dir": FLAGS.mafl_dir} if FLAGS.mafl_dir else None))
-
+try:
+    from keras_landmarks.cli.train import run
+except ModuleNotFoundError as err:  # not installed: say what to do instead of a traceback
+    if err.name not in ("keras_landmarks", "absl"):
+        raise
+    raise SystemExit(f"trainers/train.py: error: {err.name} is not installed; run "
+                     "'pip install -e .' in the repository (or 'make test', which does)") from None
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("dataset")
-    app.run(main, flags_parser=flags_parser("train.py"))
+    run()

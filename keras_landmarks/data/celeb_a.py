@@ -25,9 +25,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_landmarks import tps
+from keras_landmarks.pairs import warps
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
-from keras_landmarks.data.folders import batch_seed
 
 TFDS_NAME = "celeb_a"
 # CelebA's list_eval_partition.txt: contiguous file numbers per split.
@@ -179,13 +178,7 @@ def celeb_a_pairs(
     ds = _examples(builder, ("train",), drop_names=drop, shuffle_seed=seed)
     ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(lambda ex: preprocess(ex, image_size)["image"], num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size, drop_remainder=True).enumerate()
-
-    def warp(index, images):
-        return tps.warp_pairs(images, batch_seed(seed, index), target_warp=target_warp, source_warp=source_warp,
-                              sampler=tps.PIPELINE_SAMPLER, coarse_grid=tps.PIPELINE_COARSE_GRID)
-
-    return ds.map(warp, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return warps.warp_batches(ds.batch(batch_size, drop_remainder=True), seed, target_warp, source_warp)
 
 
 def celeb_a_annotated(

@@ -17,11 +17,7 @@ files whose first bytes are not one of those formats (a ``.txt`` renamed ``.jpg`
 and anything OpenCV cannot decode, which includes truncated files (OpenCV 5 rejects a JPEG
 cut anywhere before its end-of-image marker; data *after* the marker is fine).
 
-Geometry of ``crop_resize`` (pixel coordinates, 0-based, integer = pixel centre, as in
-``geometry.py``): the largest centred square, side ``s = min(h, w)``, offset
-``x0 = (w - s) // 2``, ``y0 = (h - s) // 2``; resized to ``size`` with pixel-area averaging
-when shrinking (``INTER_AREA``) and bilinear interpolation when enlarging; both use
-half-pixel centres, so a point maps as ``x' = (x - x0 + 0.5) * size / s - 0.5``.
+Geometry of ``crop_resize``: ``images.fit_to_square`` (the one crop/resize of the project).
 """
 
 from __future__ import annotations
@@ -36,10 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmarks import exit_guard
+from keras_landmarks.data.images import IMAGE_EXTENSIONS, fit_to_square  # noqa: F401 (IMAGE_EXTENSIONS re-exported)
 
 logger = logging.getLogger("keras_landmarks.data")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 # Decode failures are counted and reported by us; OpenCV's own console messages are noise.
@@ -53,9 +49,9 @@ class DecodeError(ValueError):
 class DecodeStats:
     """Thread-safe tally of one pipeline's decodes; warns once per bad file.
 
-    ``files_per_epoch`` (if given) makes it log a summary each time that many files have
-    been attempted, i.e. at the end of every pass over the file list.
-    Read ``decoded``, ``skipped`` (distinct bad files) and ``skipped_files`` at any time.
+    ``files_per_epoch`` (the files of one pass, if known) gives ``passes``. Read ``decoded``,
+    ``skipped`` (distinct bad files) and ``skipped_files`` at any time; ``summary()`` is the
+    line a run's final report prints (the folder sources log one line when they start).
     """
 
     def __init__(self, name: str = "images", files_per_epoch: int | None = None):
@@ -84,9 +80,6 @@ class DecodeStats:
                 self.decoded += 1
             else:
                 self._skip(path, error)
-            epoch_done = self.files_per_epoch and self.attempts % self.files_per_epoch == 0
-        if epoch_done:
-            self.log_summary()
 
     def skip(self, path: str, reason: str) -> None:
         """Record a file skipped without a decode attempt (e.g. missing)."""
@@ -98,9 +91,15 @@ class DecodeStats:
             self._bad[path] = reason
             logger.warning("%s: skipping unreadable image %s: %s", self.name, path, reason)
 
+    @property
+    def passes(self) -> float | None:
+        """Passes over the file list so far (None without ``files_per_epoch``)."""
+        return self.attempts / self.files_per_epoch if self.files_per_epoch else None
+
     def summary(self) -> str:
+        passes = f", {self.passes:.1f} passes" if self.passes is not None else ""
         return (f"{self.name}: {self.decoded} images decoded, {self.skipped} unreadable files "
-                f"skipped ({self.attempts} attempts)")
+                f"skipped ({self.attempts} attempts{passes})")
 
     def log_summary(self) -> None:
         (logger.warning if self.skipped else logger.info)(self.summary())
@@ -175,7 +174,7 @@ def decode_rgb(data: bytes, min_side: int | None = None) -> tuple[np.ndarray, in
 
 
 def crop_resize(image: np.ndarray, size: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Centre-crop the largest square and resize it to ``size x size`` (module docstring).
+    """``images.fit_to_square`` (centre crop) of an image decoded at reduction ``k``.
 
     Args:
       image: ``[h, w, 3]`` uint8, decoded at reduction ``k`` (see ``decode_rgb``).
@@ -184,17 +183,12 @@ def crop_resize(image: np.ndarray, size: int, k: int = 1) -> tuple[np.ndarray, n
       a pixel ``(x, y)`` of the *original* (full-size, oriented) image lands at
       ``(sx x + tx, sy y + ty)`` in ``out``.
     """
-    h, w = image.shape[:2]
-    side = min(h, w)
-    x0, y0 = (w - side) // 2, (h - side) // 2
-    crop = image[y0:y0 + side, x0:x0 + side]
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    out = crop if side == size else cv2.resize(crop, (size, size), interpolation=interp)
-    scale = size / side
-    # x_k = (x + .5)/k - .5; x' = (x_k - x0 + .5) * scale - .5 = x * scale/k + (.5/k - x0) * scale - .5
-    tx = (0.5 / k - x0) * scale - 0.5
-    ty = (0.5 / k - y0) * scale - 0.5
-    return out, np.array([scale / k, scale / k, tx, ty], np.float32)
+    out, t = fit_to_square(image, size)
+    # x_k = (x + .5) / k - .5 on the reduced image, then x' = (x_k - offset) / scale.
+    s = 1.0 / (k * t.scale)
+    tx = (0.5 / k - 0.5 - t.offset_x) / t.scale
+    ty = (0.5 / k - 0.5 - t.offset_y) / t.scale
+    return out, np.array([s, s, tx, ty], np.float32)
 
 
 def load_crop_resize(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:

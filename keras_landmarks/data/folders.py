@@ -4,7 +4,7 @@
 shuffled, decoded (``decode.py``: unreadable files are skipped and counted), centre-cropped
 to the largest square, resized to ``image_size`` (area averaging when shrinking, bilinear
 when enlarging; ``decode.crop_resize``), batched (``image_folder_batches``), then warped
-into pairs by ``tps.warp_pairs`` with the stateless seed ``[seed, batch_index]``: the same
+into pairs by ``warps.warp_pairs`` with the stateless seed ``[seed, batch_index]``: the same
 seed gives the same batches. The stream repeats forever (reshuffled every pass); use
 ``take`` or ``steps_per_epoch``.
 
@@ -13,7 +13,7 @@ Decoding takes one ``tf.numpy_function`` call per ``batch_size`` paths
 unreadable files, so every batch is full and an epoch of batches holds every readable
 image once. Decode and warp stay separate stages: a prototype fusing them into one call
 used no less CPU per pair (BUILD.md), and separate, batch ``i`` is exactly
-``tps.warp_pairs(images_i, [seed, i])`` whichever files were skipped.
+``warps.warp_pairs(images_i, [seed, i])`` whichever files were skipped.
 
 ``annotated_folder``: images plus a landmarks CSV, in CSV order, for the evaluation
 protocol. CSV format (UTF-8, comma separated, one header line)::
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import math
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -45,8 +46,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_landmarks import tps
+from keras_landmarks.pairs import warps
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+from keras_landmarks.data.images import is_image_file
 from keras_landmarks.data.decode import (
     IMAGE_EXTENSIONS,
     DecodeError,
@@ -55,6 +57,8 @@ from keras_landmarks.data.decode import (
     tf_load_batch,
     tf_load_crop_resize,
 )
+
+logger = logging.getLogger("keras_landmarks.data")
 
 _POINT_COLUMN = re.compile(r"^(?:(?P<a>[xy])(?P<name>.+)|(?P<name2>.+)_(?P<b>[xy]))$")
 
@@ -66,13 +70,8 @@ def list_images(data_dir: str) -> list[str]:
     paths = []
     for root, dirs, files in os.walk(data_dir):
         dirs.sort()
-        paths += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+        paths += [os.path.join(root, f) for f in files if is_image_file(f)]
     return sorted(paths)
-
-
-def batch_seed(seed: int, index):
-    """Stateless seed ``[2]`` int64 of batch ``index``: ``[seed, index]``."""
-    return tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
 
 
 def _is_ok(ex: dict):
@@ -122,6 +121,8 @@ def image_folder_batches(
     _check_decodable([paths[i] for i in order], image_size, f"image folder {data_dir!r}")
     if stats is None:
         stats = DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(paths))
+    logger.info("%s: %d image files; unreadable ones are skipped, warned about once and counted",
+                stats.name, len(paths))
 
     def decode(batch_paths):
         return tf_load_batch(batch_paths, image_size, stats)["image"]
@@ -156,19 +157,14 @@ def image_folder_pairs(
         as ``dataset.decode_stats``.
     Returns:
       Batched dicts ``{"image", "future_image": [B, S, S, 3] float32 RGB in [0, 255],
-      "mask": [B, S, S, 1] float32}`` (``tps.warp_pairs``: a fresh warp per image; pixel
+      "mask": [B, S, S, 1] float32}`` (``warps.warp_pairs``: a fresh warp per image; pixel
       ``(x, y)`` as in ``geometry.py``), static shapes, every batch full.
     Raises:
       FileNotFoundError / ValueError naming ``data_dir`` if it holds no readable image.
     """
     images = image_folder_batches(data_dir, image_size, batch_size, seed, deterministic=deterministic, stats=stats)
 
-    def warp(index, batch):
-        return tps.warp_pairs(batch, batch_seed(seed, index), target_warp=target_warp, source_warp=source_warp,
-                              sampler=tps.PIPELINE_SAMPLER, coarse_grid=tps.PIPELINE_COARSE_GRID)
-
-    ds = images.enumerate().map(warp, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds = warps.warp_batches(images, seed, target_warp, source_warp, deterministic=deterministic)
     ds.decode_stats = images.decode_stats
     return ds
 
@@ -290,6 +286,6 @@ def annotated_folder(
 
 
 __all__ = [
-    "list_images", "batch_seed", "image_folder_batches", "image_folder_pairs", "read_landmarks_csv",
+    "list_images", "image_folder_batches", "image_folder_pairs", "read_landmarks_csv",
     "annotated_folder",
 ]

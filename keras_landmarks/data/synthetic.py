@@ -24,6 +24,7 @@ import numbers
 import tensorflow as tf
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+from keras_landmarks.pairs import warps
 from keras_landmarks.data.toy_faces import (  # noqa: F401  (re-exported public API)
     IDENTITY_FLAGS,
     IDENTITY_RANGES,
@@ -71,7 +72,7 @@ def synthetic_pairs(
 ) -> tf.data.Dataset:
     """Infinite batched training pairs of toy faces (the project's data contract).
 
-    ``mode="tps"``: one face per example, then ``keras_landmarks.tps.warp_pairs`` makes
+    ``mode="tps"``: one face per example, then ``keras_landmarks.pairs.warps.warp_pairs`` makes
     ``image = warp_s(warp_t(face))``, ``future_image = warp_t(face)`` and the warped
     border ``mask``; no ``landmarks`` key. ``mode="video"``: one identity seen in two
     independent poses and expressions (same background), ``mask`` all ones, and the
@@ -95,14 +96,6 @@ def synthetic_pairs(
     seed = _check_int("seed", seed, 0)
     if mode not in MODES:
         raise ValueError(f"synthetic_pairs: mode must be one of {MODES}, got {mode!r}")
-    if mode == "tps":
-        try:
-            from keras_landmarks.tps import PIPELINE_COARSE_GRID, PIPELINE_SAMPLER, warp_pairs
-        except ImportError as err:
-            raise ImportError(
-                "synthetic_pairs(mode='tps') needs keras_landmarks/tps.py (warp_pairs); "
-                "use mode='video' without it"
-            ) from err
     id_seed, pose_seed = _seed(seed, "pairs_identity"), _seed(seed, "pairs_pose")
     future_seed, warp_seed = _seed(seed, "pairs_future_pose"), _seed(seed, "pairs_warp")
 
@@ -113,8 +106,7 @@ def synthetic_pairs(
         images, _ = render_faces(identity, pose, size, jit_compile)
         if mode == "tps":
             pair_seed = tf.cast(tf.random.experimental.stateless_fold_in(warp_seed, b), tf.int32)
-            return warp_pairs(images, pair_seed, target_warp=target_warp, source_warp=source_warp,
-                              sampler=PIPELINE_SAMPLER, coarse_grid=PIPELINE_COARSE_GRID)
+            return warps.pipeline_pairs(images, pair_seed, target_warp, source_warp)
         future_pose = sample_pose(future_seed, batch, offset)
         future, landmarks = render_faces(identity, future_pose, size, jit_compile)
         return {

@@ -23,7 +23,7 @@ wide, and composited back to front. Randomness is stateless Philox only: example
 of stream seed ``seed`` uses the seed ``fold_in(seed, i)``, whatever the batch size, so
 the parameters are bit-identical on every machine (the rendered pixels agree up to float
 rounding). Sample outside ``jit_compile`` functions (the per-example draw is a
-``tf.map_fn``; ``tps.py`` notes that some stateless draws differ under XLA).
+``tf.map_fn``; ``pairs/warps.py`` notes that some stateless draws differ under XLA).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``video_pairs`` yields the project's batched pair dicts: ``image`` (source ``x``,
 appearance) and ``future_image`` (target ``x'``, geometry) are two frames of the same clip
 at most ``max_offset`` frames apart, ``mask`` is ones (or, with ``tps=True``, the TPS border
-mask; both frames then also get the random warps of ``keras_landmarks.tps``).
+mask; both frames then also get the random warps of ``keras_landmarks.pairs.warps``).
 
 ``data_dir`` holds video files (``.mp4 .avi .mov .mkv .webm``, read with OpenCV) and/or
 frame folders (one sub-folder of ``.jpg .jpeg .png .bmp .webp`` images per clip, in
@@ -44,10 +44,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
-from keras_landmarks.tps import PIPELINE_COARSE_GRID, PIPELINE_SAMPLER, warp_frame_pairs
+from keras_landmarks.data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, fit_to_square
+from keras_landmarks.pairs import warps
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _CACHE_VERSION = "1"
 _log = logging.getLogger(__name__)
 
@@ -68,15 +67,9 @@ class Clips:
 
 
 def crop_and_resize(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
-    """Centre square crop of a ``[H, W, 3]`` uint8 BGR frame -> ``[S, S, 3]`` uint8 RGB."""
-    h, w = frame_bgr.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    crop = frame_bgr[top : top + side, left : left + side]
-    if side != image_size:
-        interp = cv2.INTER_AREA if side > image_size else cv2.INTER_LINEAR
-        crop = cv2.resize(crop, (image_size, image_size), interpolation=interp)
-    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    """Centre square crop of a ``[H, W, 3]`` uint8 BGR frame -> ``[S, S, 3]`` uint8 RGB
+    (``images.fit_to_square``)."""
+    return cv2.cvtColor(fit_to_square(frame_bgr, image_size)[0], cv2.COLOR_BGR2RGB)
 
 
 def _natural_key(path: Path) -> list:
@@ -254,7 +247,7 @@ def video_pairs(
       max_offset, min_offset: allowed time distance of the two frames, in frames
         (default 30: about a second of video).
       tps: also warp the pair, ``x' = warp_t(frame_b)``, ``x = warp_s(warp_t(frame_a))``,
-        and return the warped border mask (``keras_landmarks.tps.warp_frame_pairs``).
+        and return the warped border mask (``keras_landmarks.pairs.warps.warp_frame_pairs``).
       cache_dir, max_memory_bytes: frame store (module docstring).
       num_batches: stop after this many batches; None = endless.
     Returns:
@@ -284,16 +277,9 @@ def video_pairs(
         ones = tf.ones([batch_size, image_size, image_size, 1], tf.float32)
         return {"image": tf.cast(image, tf.float32), "future_image": tf.cast(future, tf.float32), "mask": ones}
 
-    def warped(index, frames):
-        warp_seed = tf.stack([tf.constant(seed, tf.int64), index])
-        return warp_frame_pairs(frames[0], frames[1], warp_seed, target_warp, source_warp,  # uint8 in
-                                sampler=PIPELINE_SAMPLER, coarse_grid=PIPELINE_COARSE_GRID)
-
-    if tps:
-        ds = ds.enumerate().map(warped, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(untouched, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    if tps:  # uint8 frames in
+        return warps.warp_batches(ds, seed, target_warp, source_warp, frames=True)
+    return ds.map(untouched, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 __all__ = ["Clips", "PairSampler", "crop_and_resize", "find_clips", "load_clips", "video_pairs"]

@@ -1,0 +1,33 @@
+"""The building blocks shared by Phi (the encoders) and the renderer."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from keras_landmarks.config import LandmarkConfig
+
+
+def conv_bn_relu(x, cfg: LandmarkConfig, filters: int, kernel_size: int, strides: int, name: str):
+    """conv (no bias) + BatchNorm + ReLU, "same" padding: the unit of Phi and the renderer."""
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_regularizer=kernel_regularizer(cfg),
+        name=f"{name}_conv",
+    )(x)
+    x = layers.BatchNormalization(synchronized=cfg.sync_batchnorm, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def encoder_channels(cfg: LandmarkConfig) -> int:
+    """Channels of Phi's output: ``width * 2**num_downsamples`` (256 at 128 input, width 32)."""
+    return cfg.width * 2**cfg.num_downsamples
+
+
+def kernel_regularizer(cfg: LandmarkConfig):
+    """L2 weight decay on conv kernels: Keras' ``wd * sum(w**2)`` (None when wd is 0)."""
+    return keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay else None

@@ -1,0 +1,85 @@
+"""The run directory: what a training logdir holds, one atomic JSON writer, the step counter.
+
+A logdir holds::
+
+    config.json    {"config": LandmarkConfig fields, "run": the run's flags}   (chief)
+    model.keras    latest full model (weights, alpha, optimizer), replaced atomically (chief)
+    backup/        resume state: latest.weights.h5 + training_metadata.json (Keras'
+                   BackupAndRestore layout); backup/<task>/ for other workers
+    tensorboard/   scalars and images (chief)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+
+from keras_landmarks.config import LandmarkConfig
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+BACKUP_DIR = "backup"
+BACKUP_WEIGHTS = "latest.weights.h5"
+BACKUP_METADATA = "training_metadata.json"
+
+
+def model_file(path: str) -> str:
+    """The model a path names: ``<path>/model.keras`` for a training logdir, else ``path``."""
+    return os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
+
+
+def current_step(model) -> int:
+    """Updates applied so far: ``model.optimizer.iterations`` as a Python int."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def write_json(path: str, value) -> None:
+    """Write ``value`` as JSON to ``path`` atomically (a temporary file, then ``os.replace``)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def load_config(logdir: str) -> LandmarkConfig:
+    """The ``LandmarkConfig`` a run stored in ``<logdir>/config.json``."""
+    with open(os.path.join(logdir, CONFIG_FILE)) as f:
+        return LandmarkConfig.from_dict(json.load(f)["config"])
+
+
+def backup_state(backup_dir: str) -> dict:
+    """``{"epoch", "step"}`` of the last backup (zeros for a fresh run)."""
+    try:
+        with open(os.path.join(backup_dir, BACKUP_METADATA)) as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        return {"epoch": 0, "step": 0}
+    return {"epoch": int(meta.get("epoch", 0)), "step": int(meta.get("step", 0))}
+
+
+def check_resumable(logdir: str, cfg: LandmarkConfig) -> None:
+    """A logdir holding a resumable run must be resumed with the same LandmarkConfig."""
+    path = os.path.join(logdir, CONFIG_FILE)
+    if not (os.path.exists(path) and os.path.isdir(os.path.join(logdir, BACKUP_DIR))):
+        return
+    old = load_config(logdir).to_dict()
+    diff = [f"{k}: {old[k]!r} -> {v!r}" for k, v in cfg.to_dict().items() if old.get(k) != v]
+    if diff:
+        raise ValueError(
+            f"--logdir={logdir} holds a run with other settings ({'; '.join(diff)}). Pass the "
+            "same settings to resume it, or a new --logdir to start another run.")
+
+
+def format_seconds(seconds: float) -> str:
+    """``3725.2`` -> ``"1:02:05"``; days are shown as ``"2d 03:00:00"``."""
+    seconds = int(round(seconds))
+    days, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{days}d {h:02d}:{m:02d}:{s:02d}" if days else f"{h}:{m:02d}:{s:02d}")
+
+
+__all__ = ["BACKUP_DIR", "BACKUP_METADATA", "BACKUP_WEIGHTS", "CONFIG_FILE", "MODEL_FILE", "backup_state",
+           "check_resumable", "current_step", "format_seconds", "load_config", "model_file", "write_json"]
