@@ -113,6 +113,8 @@ def _check_resumed(second, logdir, images, saved, saved_step):
     out, err = second.communicate(timeout=240)
     assert second.returncode == 0, err[-3000:]
     assert f"resuming at step {saved_step}" in out, out
+    for native in ("I0000", "E0000", "oneDNN", "cuInit", "absl::InitializeLog"):  # a quiet start
+        assert native not in out + err, (native, err[-3000:])
     assert "step 40/40" in out
     final = keras.models.load_model(os.path.join(logdir, "model.keras"))
     assert int(final.optimizer.iterations.numpy()) == 40
@@ -322,6 +324,16 @@ def test_bad_flags_exit_with_one_clear_message(tmp_path, images):
         errors = [line for line in err.splitlines() if line.startswith("train.py: error:")]
         assert len(errors) == 1, err
     assert not os.path.exists(tmp_path / "run" / "model.keras")
+
+
+@pytest.mark.parametrize("shown", [False, True])
+def test_tensorflow_start_up_lines_are_hidden_unless_asked_for(shown):
+    # TensorFlow 2.21 prints these from C++ before TF_CPP_MIN_LOG_LEVEL applies.
+    code = "from keras_landmarks.cli import _flags; _flags.import_tensorflow(); print('imported')"
+    env = _env(**({"KERAS_LANDMARKS_TF_LOGS": "1"} if shown else {}))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "imported", proc.stderr
+    assert ("oneDNN" in proc.stderr or "absl::InitializeLog" in proc.stderr) == shown, proc.stderr
 
 
 def test_cli_help_lists_every_flag_and_the_library_s_choices():

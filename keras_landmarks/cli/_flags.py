@@ -10,16 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 
 from absl import app, flags
 from absl import logging as absl_logging
 
+from keras_landmarks._quiet import TF_LOGS_ENV, native_stderr_muted, tf_logs_wanted
+
 # The training sources' names: keras_landmarks.data imports no TensorFlow.
 from keras_landmarks.data import TRAINING_SOURCES as DATASETS  # noqa: E402, F401 (for the CLIs)
 
-# Set to 1 to see TensorFlow's C++ start-up lines (oneDNN notes, CUDA probing), as --tf_logs does.
-TF_LOGS_ENV = "KERAS_LANDMARKS_TF_LOGS"
 HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 flags.DEFINE_bool("tf_logs", False, "Show TensorFlow's C++ start-up and runtime log lines (also: "
@@ -92,34 +91,16 @@ def run_reporting_errors(prog: str, train) -> None:
 
 
 def import_tensorflow() -> None:
-    """Import TensorFlow without its C++ start-up lines, unless ``--tf_logs`` or
-    ``$KERAS_LANDMARKS_TF_LOGS`` asks for them.
+    """Import TensorFlow without its C++ start-up lines (``keras_landmarks._quiet``), unless
+    ``--tf_logs`` or ``$KERAS_LANDMARKS_TF_LOGS`` asks for them."""
+    if flags.FLAGS.is_parsed() and flags.FLAGS.tf_logs:
+        os.environ[TF_LOGS_ENV] = "1"  # the library's later native calls show theirs too
+    if not tf_logs_wanted():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_stderr_muted():
+        import tensorflow as tf  # noqa: PLC0415
 
-    TensorFlow 2.21 prints oneDNN and CUDA-probing lines from C++ before its log level
-    applies (``TF_CPP_MIN_LOG_LEVEL`` hides only the later ones), so file descriptor 2 is
-    pointed at a temporary file during the import and the first device query; if the import
-    fails, what it printed is shown.
-    """
-    if (flags.FLAGS.is_parsed() and flags.FLAGS.tf_logs) or os.environ.get(TF_LOGS_ENV, "") not in ("", "0"):
-        import tensorflow as tf  # noqa: F401, PLC0415
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf  # noqa: PLC0415
-
-            tf.config.list_physical_devices()
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+        tf.config.list_physical_devices()
 
 
 class _PlainFormatter(logging.Formatter):
@@ -131,12 +112,14 @@ class _PlainFormatter(logging.Formatter):
 
 
 def use_absl_logging() -> None:
-    """Route the library's ``logging`` through absl's handler: plain lines, INFO and up, on stdout."""
+    """Route the library's ``logging`` through absl's handler: plain lines on stdout, the
+    library's INFO and up, other libraries' WARNING and up."""
     handler = absl_logging.get_absl_handler()
     handler.setFormatter(_PlainFormatter())
     # Log lines join the progress bar on stdout; a failed run's one error line (fail) is on stderr.
     handler.python_handler.stream = sys.stdout
-    absl_logging.set_verbosity(absl_logging.INFO)
+    # INFO lines from this library only: TensorFlow's, tf2onnx's and absl's own stay at WARNING.
+    absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger("keras_landmarks").setLevel(logging.INFO)
 
 

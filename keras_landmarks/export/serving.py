@@ -125,7 +125,7 @@ class Runner:
         if images.ndim != 4 or images.shape[1:] != (s, s, 3) or images.shape[0] < 1:
             raise ValueError(
                 f"{self.path}: expected images {want}, got shape {images.shape} "
-                f"(resize or crop to {s}x{s} first, e.g. with export/predict.py)"
+                f"(resize or crop to {s}x{s} first, e.g. with landmarks-predict)"
             )
         if images.dtype != self.input_dtype:
             raise ValueError(

@@ -72,7 +72,7 @@ class ONNXRunner(Runner):
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 (protobuf / graph errors: unreadable)
             raise ValueError(f"{path} is not a readable ONNX model ({type(e).__name__}: "
-                             f"{str(e)[:300]}); re-export it with export/export.py") from None
+                             f"{str(e)[:300]}); re-export it with landmarks-export") from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != "image" or len(inputs[0].shape) != 4:
             raise ValueError(f"{path} is not a detector export: expected one input 'image' "

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_landmarks._quiet import native_stderr_muted
 from keras_landmarks.export.serving import Runner, atomic_path, build_serving_model, image_size_of
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -92,17 +93,18 @@ def convert(
             converter.representative_dataset = dataset
             with warnings.catch_warnings():  # TF's calibrator still uses tf.lite.Interpreter
                 warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
-                if int8_softargmax:
-                    flatbuffer = converter.convert()
-                else:  # the documented selective-quantization route
-                    debugger = tf.lite.experimental.QuantizationDebugger(
-                        converter=converter,
-                        debug_dataset=dataset,
-                        debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                            denylisted_ops=list(SOFTARGMAX_OPS)
-                        ),
-                    )
-                    flatbuffer = debugger.get_nondebug_quantized_model()
+                with native_stderr_muted():  # "fully_quantize: ..." per conversion
+                    if int8_softargmax:
+                        flatbuffer = converter.convert()
+                    else:  # the documented selective-quantization route
+                        debugger = tf.lite.experimental.QuantizationDebugger(
+                            converter=converter,
+                            debug_dataset=dataset,
+                            debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                                denylisted_ops=list(SOFTARGMAX_OPS)
+                            ),
+                        )
+                        flatbuffer = debugger.get_nondebug_quantized_model()
         else:
             flatbuffer = converter.convert()
     if integer_input:
@@ -123,8 +125,9 @@ def _raw_uint8_input(flatbuffer: bytes) -> bytes:
     flatbuffer = tflite_util.modify_model_io_type(flatbuffer, tf.uint8, tf.float32)
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
 
-    detail = Interpreter(model_content=flatbuffer).get_signature_runner(
-        "serving_default").get_input_details()["image"]
+    with native_stderr_muted():
+        interpreter = Interpreter(model_content=flatbuffer)
+    detail = interpreter.get_signature_runner("serving_default").get_input_details()["image"]
     scale, zero_point = detail["quantization"]
     if detail["dtype"] != np.uint8 or abs(scale - 1.0) > 1e-6 or zero_point != 0:
         raise RuntimeError(f"int8 input quantization came out as {detail['dtype']} scale "
@@ -202,8 +205,9 @@ class TFLiteRunner(Runner):
         try:
             with open(path, "rb") as f:
                 check_builtin_only(f.read())
-            # The default op resolver applies the XNNPACK delegate.
-            self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            # The default op resolver applies the XNNPACK delegate (and says so on fd 2).
+            with native_stderr_muted():
+                self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
             self._runner = self.interpreter.get_signature_runner("serving_default")
             detail = self._runner.get_input_details()["image"]
             scale, zero_point = detail["quantization"]
@@ -212,7 +216,7 @@ class TFLiteRunner(Runner):
                                  f"{zero_point}), not raw [0, 255] pixels")
         except Exception as e:  # noqa: BLE001 (flatbuffer / allocation errors: unreadable)
             raise ValueError(f"{path} is not a readable detector .tflite ({type(e).__name__}: "
-                             f"{str(e)[:300]}); re-export it with export/export.py") from None
+                             f"{str(e)[:300]}); re-export it with landmarks-export") from None
         super().__init__(path, detail["shape_signature"][1], np.dtype(detail["dtype"]).name,
                          lambda images: self._runner(image=images))
 
