@@ -164,6 +164,62 @@ def test_huge_jpeg_is_decoded_at_reduced_scale():
     assert _decode(data)[1] == 1
 
 
+# ---------------------------------------------------------------- sizes from headers
+
+
+def _vp8x(width, height):
+    """A WebP whose VP8X header claims ``width x height`` (the canvas fields hold size - 1)."""
+    body = b"VP8X" + struct.pack("<I", 10) + b"\0\0\0\0" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def _png_claiming(width, height):
+    """A PNG signature + IHDR claiming ``width x height`` RGB, then a tiny IDAT and IEND."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def _bmp_claiming(width, height):
+    header = struct.pack("<IiiHHIIiiII", 40, width, -height, 1, 24, 0, 0, 0, 0, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + len(header) + 12, 0, 0, 14 + len(header)) + header + b"\0" * 12
+
+
+@pytest.mark.parametrize("ext,params", [(".jpg", ()), (".png", ()), (".bmp", ()), (".webp", (cv2.IMWRITE_WEBP_QUALITY, 80)),
+                                        (".webp", (cv2.IMWRITE_WEBP_QUALITY, 101))])  # lossy VP8, lossless VP8L
+def test_header_size_is_the_decoded_size(ext, params):
+    for h, w in ((37, 53), (64, 17), (1, 1)):
+        data = _encode(ext, quadrants(h, w) if min(h, w) > 1 else np.zeros((h, w, 3), np.uint8), params)
+        kind = decode.sniff_format(data)
+        assert decode.header_size(data, kind) == (h, w) == _decode(data)[0].shape[:2], (ext, h, w)
+    assert decode.header_size(_vp8x(16384, 300), "webp") == (300, 16384)
+
+
+@pytest.mark.parametrize("data,kind", [(_png_claiming(30_000, 30_000), "png"), (_bmp_claiming(100_000, 1_000), "bmp"),
+                                       (_vp8x(16_384, 16_384), "webp")])
+def test_files_claiming_too_many_pixels_are_refused_from_their_header(data, kind, monkeypatch):
+    def no_decode(*args):
+        raise AssertionError("the decoder ran on a file its header already refused")
+
+    monkeypatch.setattr(decode.cv2, "imdecode", no_decode)
+    with pytest.raises(decode.DecodeError, match=rf"{kind} of .* over the cap of {decode.MAX_DECODED_PIXELS:,}"):
+        decode.decode_rgb(data)
+
+
+def test_the_pixel_cap_counts_a_jpeg_after_its_reduction(monkeypatch):
+    side = 9_000  # 81 MP > the 64 MP cap at full size; 1,125^2 = 1.3 MP at 1/8
+    jpeg = b"\xff\xd8" + _segment(0xC0, struct.pack(">BHHB", 8, side, side, 3) + bytes(9)) + b"\xff\xd9"
+    assert decode.jpeg_size(jpeg) == (side, side)
+    with pytest.raises(decode.DecodeError, match="over the cap"):
+        decode.decode_rgb(jpeg)
+    calls = []
+    monkeypatch.setattr(decode.cv2, "imdecode", lambda buf, flags: calls.append(flags))
+    with pytest.raises(decode.DecodeError, match="corrupt"):  # not refused by the cap: decoded (and corrupt)
+        decode.decode_rgb(jpeg, min_side=128)
+    assert calls == [cv2.IMREAD_REDUCED_COLOR_8]
+
+
 # ---------------------------------------------------------------- bad files
 
 _GOOD_JPEG = _encode(".jpg", quadrants(64, 64))
@@ -272,6 +328,36 @@ def test_batch_decode_stops_at_interpreter_exit(tmp_path):
     assert stats.attempts == 1
 
 
+def test_exit_waits_for_a_decode_in_flight():
+    """The exit hook returns only after a call inside ``running()`` has ended."""
+    import threading
+
+    from keras_landmarks import exit_guard
+
+    started, release, finished = threading.Event(), threading.Event(), []
+
+    def slow_call():
+        with exit_guard.running():
+            started.set()
+            release.wait(10)
+        finished.append(True)
+
+    worker = threading.Thread(target=slow_call)
+    worker.start()
+    started.wait(10)
+    threading.Timer(0.3, release.set).start()  # the call ends only after the hook has begun
+    try:
+        assert exit_guard.in_flight() == 1
+        exit_guard._quiesce_at_exit()
+        assert exit_guard.in_flight() == 0 and release.is_set()
+        with pytest.raises(RuntimeError, match="exiting"):
+            with exit_guard.running():
+                pass
+    finally:
+        exit_guard._EXITING.clear()
+        worker.join()
+
+
 # ---------------------------------------------------------------- geometry
 
 
@@ -325,3 +411,27 @@ def test_reduced_jpeg_decode_keeps_point_mapping(tmp_path):
     expected = (reduced - [37, 0] + 0.5) * 128 / 225 - 0.5
     np.testing.assert_allclose(centres * affine[:2] + affine[2:], expected, atol=1e-3)
     np.testing.assert_allclose(_centroids(out, radius=20), expected, atol=0.1)  # JPEG noise far away
+
+
+def test_the_opencv_floor_is_the_one_installed_and_declared():
+    import os
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pyproject = open(os.path.join(root, "pyproject.toml")).read()
+    floor = re.search(r'"opencv-python-headless>=(\d+)\.(\d+),', pyproject)
+    assert floor and tuple(map(int, floor.groups())) == decode.OPENCV_MIN
+    assert tuple(int(p) for p in cv2.__version__.split(".")[:2]) >= decode.OPENCV_MIN
+    assert hasattr(cv2, "IMREAD_COLOR_RGB")
+
+
+def test_opencv_is_silenced_only_while_decoding(monkeypatch):
+    level = cv2.utils.logging.getLogLevel()
+    seen = []
+    real = decode.cv2.imdecode
+    monkeypatch.setattr(decode.cv2, "imdecode", lambda *a: seen.append(cv2.utils.logging.getLogLevel()) or real(*a))
+    decode.decode_rgb(_GOOD_PNG)
+    with pytest.raises(decode.DecodeError):
+        decode.decode_rgb(BAD_FILES["truncated.png"][0])
+    assert seen == [cv2.utils.logging.LOG_LEVEL_SILENT] * 2
+    assert cv2.utils.logging.getLogLevel() == level != cv2.utils.logging.LOG_LEVEL_SILENT

@@ -167,3 +167,24 @@ def test_pair_sampler_matches_its_closed_form():
     assert set(second[(clip == 1) & (first == 0)]) == {2, 3, 4}
     with pytest.raises(ValueError, match="min_offset"):
         video.PairSampler([3], min_offset=3, max_offset=2)
+
+
+def test_reading_stops_at_the_memory_cap_and_frame_folders_use_the_bounded_decoder(tmp_path, monkeypatch):
+    from keras_landmarks.data import decode
+
+    folder = tmp_path / "clips" / "frames"
+    folder.mkdir(parents=True)
+    for t in range(12):
+        cv2.imwrite(str(folder / f"{t:03d}.png"), np.full((16, 16, 3), 20 * t, np.uint8))
+    (folder / "999.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 8)  # header cut short: skipped
+    calls = []
+    real = decode.load_crop_resize
+    monkeypatch.setattr(decode, "load_crop_resize", lambda path, size: calls.append(path) or real(path, size))
+    clips = video.load_clips(tmp_path / "clips", image_size=8)
+    assert [len(f) for f in clips.frames] == [12] and len(calls) == 13
+    np.testing.assert_array_equal(clips.frames[0][:, 0, 0, 0], [20 * t for t in range(12)])
+    calls.clear()
+    frame_bytes = 8 * 8 * 3
+    with pytest.raises(ValueError, match="exceed max_memory_bytes"):
+        video.load_clips(tmp_path / "clips", image_size=8, max_memory_bytes=4 * frame_bytes)
+    assert len(calls) == 6  # 5 frames held (the cap + 1), the 6th refused: the rest never read

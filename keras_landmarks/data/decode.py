@@ -22,9 +22,9 @@ Geometry of ``crop_resize``: ``images.fit_to_square`` (the one crop/resize of th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import struct
 import threading
 
 import cv2
@@ -32,14 +32,45 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmarks import exit_guard
+from keras_landmarks.data.headers import (NotAnImageFile, header_size, jpeg_size, read_image_file,  # noqa: F401
+                                          sniff_format)
 from keras_landmarks.data.images import IMAGE_EXTENSIONS, fit_to_square  # noqa: F401 (IMAGE_EXTENSIONS re-exported)
 
 logger = logging.getLogger("keras_landmarks.data")
 
+# The OpenCV this decoder is written and tested for (pyproject.toml's floor says the same):
+# cv2.IMREAD_COLOR_RGB appeared in 4.11, and OpenCV 5 rejects a JPEG cut before its
+# end-of-image marker (4.x returns the partly decoded image), which the bad-file tests assert.
+OPENCV_MIN = (5, 0)
+_found = tuple(int(p) for p in cv2.__version__.split(".")[:2])
+if _found < OPENCV_MIN:
+    raise ImportError(f"keras_landmarks needs OpenCV >= {'.'.join(map(str, OPENCV_MIN))}, found {cv2.__version__}: "
+                      "pip install 'opencv-python-headless>=5.0,<6'")
+
+# Most pixels one decode may produce (after a JPEG's DCT-domain reduction): 64 MP, 192 MB of
+# RGB, per parallel decode. A 30,000 x 30,000 PNG (900 MP, 2.7 GB) is refused from its header.
+MAX_DECODED_PIXELS = 64_000_000
 _JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
-# Decode failures are counted and reported by us; OpenCV's own console messages are noise.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+_quiet_lock, _quiet_depth, _saved_level = threading.Lock(), [0], [None]
+
+
+@contextlib.contextmanager
+def _opencv_silent():
+    """OpenCV's console messages off while any decode runs (we count and report failures
+    ourselves), and back to the application's level when the last one ends."""
+    with _quiet_lock:
+        if _quiet_depth[0] == 0:
+            _saved_level[0] = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _quiet_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth[0] -= 1
+            if _quiet_depth[0] == 0:
+                cv2.utils.logging.setLogLevel(_saved_level[0])
 
 
 class DecodeError(ValueError):
@@ -105,36 +136,6 @@ class DecodeStats:
         (logger.warning if self.skipped else logger.info)(self.summary())
 
 
-def sniff_format(data: bytes) -> str | None:
-    """``"jpeg" | "png" | "bmp" | "webp"`` from the file's magic bytes, else ``None``."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png"
-    if data[:2] == b"BM" and len(data) >= 26:
-        return "bmp"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """``(height, width)`` from a JPEG's start-of-frame header (stored orientation), or None."""
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return h, w
-        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
-    return None
-
-
 def decode_rgb(data: bytes, min_side: int | None = None) -> tuple[np.ndarray, int]:
     """Decode image bytes to RGB.
 
@@ -147,23 +148,32 @@ def decode_rgb(data: bytes, min_side: int | None = None) -> tuple[np.ndarray, in
       the decoded pixel ``i`` covers original pixels ``[k i, k i + k)``, so an original
       coordinate maps as ``x_k = (x + 0.5) / k - 0.5``. EXIF orientation is applied.
     Raises:
-      DecodeError: empty, unknown format, truncated or otherwise undecodable data.
+      DecodeError: empty, unknown format, a header that cannot be read or claims more than
+        ``MAX_DECODED_PIXELS`` (after the JPEG reduction), truncated or otherwise
+        undecodable data. The size is read from the header first, so a file that lies
+        about a billion pixels costs nothing.
     """
     if not data:
         raise DecodeError("empty (zero-byte) file")
     kind = sniff_format(data)
     if kind is None:
         raise DecodeError(f"not a JPEG/PNG/BMP/WebP file (starts with {data[:8]!r})")
+    size = header_size(data, kind)
+    if size is None or min(size) < 1:
+        raise DecodeError(f"corrupt {kind}: its header is missing, cut short or claims a zero size")
     k, flags = 1, cv2.IMREAD_COLOR_RGB
     if kind == "jpeg" and min_side:
-        size = jpeg_size(data)
-        if size is not None:
-            for factor in (8, 4, 2):
-                if min(size) >= factor * min_side:
-                    k, flags = factor, _JPEG_REDUCED[factor]
-                    break
+        for factor in (8, 4, 2):
+            if min(size) >= factor * min_side:
+                k, flags = factor, _JPEG_REDUCED[factor]
+                break
+    pixels = -(-size[0] // k) * -(-size[1] // k)
+    if pixels > MAX_DECODED_PIXELS:
+        raise DecodeError(f"{kind} of {size[1]}x{size[0]} pixels: decoding it would take {pixels:,} pixels, "
+                          f"over the cap of {MAX_DECODED_PIXELS:,} (decode.MAX_DECODED_PIXELS)")
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        with _opencv_silent():
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV allows
         raise DecodeError(f"OpenCV cannot decode it ({str(e).strip().splitlines()[-1]})") from None
     if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
@@ -192,22 +202,25 @@ def crop_resize(image: np.ndarray, size: int, k: int = 1) -> tuple[np.ndarray, n
 
 
 def load_crop_resize(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read, decode and ``crop_resize`` one file; raises ``DecodeError`` or ``OSError``."""
-    with open(path, "rb") as f:
-        data = f.read()
+    """Read (``headers.read_image_file``), decode and ``crop_resize`` one file; raises
+    ``DecodeError`` or ``OSError``."""
+    try:
+        data = read_image_file(path)
+    except NotAnImageFile as e:
+        raise DecodeError(str(e)) from None
     image, k = decode_rgb(data, min_side=size)
     return crop_resize(image, size, k)
 
 
 def _load_or_skip(path: str, size: int, stats: DecodeStats) -> tuple[np.ndarray, np.ndarray] | None:
     """``load_crop_resize(path, size)``, recorded in ``stats``; None if the file was skipped."""
-    exit_guard.enter()
-    try:
-        out = load_crop_resize(path, size)
-    except (DecodeError, OSError) as e:
-        reason = str(e) if isinstance(e, DecodeError) else f"cannot read ({e.strerror or e})"
-        stats.record(path, reason)
-        return None
+    with exit_guard.running():
+        try:
+            out = load_crop_resize(path, size)
+        except (DecodeError, OSError) as e:
+            reason = str(e) if isinstance(e, DecodeError) else f"cannot read ({e.strerror or e})"
+            stats.record(path, reason)
+            return None
     stats.record(path)
     return out
 
@@ -253,7 +266,7 @@ def load_batch(paths, size: int, stats: DecodeStats) -> tuple[np.ndarray, np.nda
     affine = np.empty((len(paths), 4), np.float32)
     index = np.empty(len(paths), np.int32)
     m = 0
-    for i, path in enumerate(paths):  # one exit_guard.enter() per file: a long batch stops at exit
+    for i, path in enumerate(paths):  # one exit_guard.running() per file: a long batch stops at exit
         out = _load_or_skip(os.fsdecode(path), size, stats)
         if out is not None:
             images[m], affine[m], index[m] = out[0], out[1], i

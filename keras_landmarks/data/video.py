@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+from keras_landmarks.data import decode
 from keras_landmarks.data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, fit_to_square
 from keras_landmarks.pairs import warps
 
@@ -90,17 +91,31 @@ def find_clips(data_dir: Path) -> list[Path]:
     return sorted(videos + folders, key=_natural_key)
 
 
-def _decode(source: Path, image_size: int) -> np.ndarray | None:
-    """All readable frames of a clip as ``[T, S, S, 3]`` uint8 RGB, or None if none is."""
+class ClipTooLong(ValueError):
+    """A clip reached the frame cap of the in-memory store while it was being read."""
+
+
+def _decode(source: Path, image_size: int, max_frames: int | None = None) -> np.ndarray | None:
+    """All readable frames of a clip as ``[T, S, S, 3]`` uint8 RGB, or None if none is.
+
+    Frame-folder images go through ``decode.load_crop_resize`` (header checks, pixel cap).
+    Reading stops as soon as ``max_frames`` frames are held: ``ClipTooLong`` then, not a
+    whole clip decoded before the memory check.
+    """
     frames = []
+
+    def keep(frame):
+        if max_frames is not None and len(frames) >= max_frames:
+            raise ClipTooLong(f"clip {source} has more than {max_frames} frames")
+        frames.append(frame)
+
     if source.is_dir():
         unreadable = []
         for path in _frame_files(source):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
+            try:
+                keep(decode.load_crop_resize(str(path), image_size)[0])
+            except (decode.DecodeError, OSError):
                 unreadable.append(path.name)
-            else:
-                frames.append(crop_and_resize(image, image_size))
         if unreadable and frames:
             _log.warning("frame folder %s: skipped %d unreadable images (%s ...)", source, len(unreadable), unreadable[0])
     else:
@@ -110,7 +125,7 @@ def _decode(source: Path, image_size: int) -> np.ndarray | None:
                 ok, image = capture.read()
                 if not ok:
                     break
-                frames.append(crop_and_resize(image, image_size))
+                keep(crop_and_resize(image, image_size))
         finally:
             capture.release()
     return np.stack(frames) if frames else None
@@ -123,9 +138,9 @@ def _cache_file(cache_dir: Path, source: Path, image_size: int) -> Path:
     return cache_dir / f"{source.name}-{image_size}-{key[:16]}.npy"
 
 
-def _load(source: Path, image_size: int, cache_dir: Path | None) -> np.ndarray | None:
+def _load(source: Path, image_size: int, cache_dir: Path | None, max_frames: int | None) -> np.ndarray | None:
     if cache_dir is None:
-        return _decode(source, image_size)
+        return _decode(source, image_size, max_frames)
     path = _cache_file(cache_dir, source, image_size)
     if not path.exists():
         frames = _decode(source, image_size)
@@ -165,9 +180,17 @@ def load_clips(
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
     clips, used = Clips([], [], []), 0
+    too_much = (f"decoded frames of {str(root)!r} exceed max_memory_bytes={max_memory_bytes}: "
+                "pass cache_dir=<folder> to keep them on disk, or lower image_size")
+    # In memory, no clip may hold more frames than the whole store: reading stops there.
+    max_frames = None if cache is not None else max_memory_bytes // (image_size * image_size * 3) + 1
     pool = concurrent.futures.ThreadPoolExecutor(num_workers or min(4, os.cpu_count() or 1))
     try:
-        for source, frames in zip(sources, pool.map(lambda s: _load(s, image_size, cache), sources)):
+        try:
+            loaded = list(pool.map(lambda s: _load(s, image_size, cache, max_frames), sources))
+        except ClipTooLong:
+            raise ValueError(too_much) from None
+        for source, frames in zip(sources, loaded):
             if frames is None or len(frames) < min_frames:
                 why = "unreadable or corrupt" if frames is None else f"{len(frames)} frames < {min_frames}"
                 _log.warning("skipping clip %s: %s", source, why)
@@ -175,10 +198,7 @@ def load_clips(
                 continue
             used += frames.nbytes if cache is None else 0
             if used > max_memory_bytes:
-                raise ValueError(
-                    f"decoded frames of {str(root)!r} exceed max_memory_bytes={max_memory_bytes}: "
-                    "pass cache_dir=<folder> to keep them on disk, or lower image_size"
-                )
+                raise ValueError(too_much)
             clips.names.append(str(source))
             clips.frames.append(frames)
     finally:

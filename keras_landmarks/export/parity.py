@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from keras_landmarks.data.images import IMAGE_EXTENSIONS, fit_to_square, is_image_file
+from keras_landmarks.data.images import IMAGE_EXTENSIONS, is_image_file
 from keras_landmarks.export.serving import Runner
 
 
@@ -121,7 +121,7 @@ def load_images(source: str, size: int, count: int, offset: int = 0) -> np.ndarr
 
     Args:
       source: an image folder (files sorted by name, centre-cropped to a square and
-        resized, see ``keras_landmarks.data.images.fit_to_square``) or ``"synthetic"`` (the project's
+        resized by the project's one reader, ``keras_landmarks.data.decode.load_crop_resize``) or ``"synthetic"`` (the project's
         procedural toy faces, ``keras_landmarks.data.synthetic``, "train" stream).
       size: side ``S`` of the model input.
       count: number of images; a folder with fewer images raises ``ValueError``.
@@ -131,19 +131,18 @@ def load_images(source: str, size: int, count: int, offset: int = 0) -> np.ndarr
         return _synthetic_images(size, count, offset)
     if not os.path.isdir(source):
         raise ValueError(f"image source {source!r} is neither a folder nor 'synthetic'")
-    import cv2  # noqa: PLC0415
+    from keras_landmarks.data import decode  # noqa: PLC0415 (OpenCV)
 
-    files = sorted(f for f in glob.glob(os.path.join(source, "*"))
-                   if is_image_file(f))
+    files = sorted(f for f in glob.glob(os.path.join(source, "*")) if is_image_file(f))
     if len(files) < offset + count:
         raise ValueError(f"{source} has {len(files)} images, need {offset + count} "
                          f"({IMAGE_EXTENSIONS})")
     images = []
     for file in files[offset:offset + count]:
-        bgr = cv2.imread(file, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"{file} is not a readable image")
-        images.append(fit_to_square(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)[0])
+        try:
+            images.append(decode.load_crop_resize(file, size)[0])
+        except (decode.DecodeError, OSError) as e:
+            raise ValueError(f"{file} is not a readable image ({e})") from None
     return np.stack(images)
 
 
