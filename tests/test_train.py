@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from keras_landmarks import LandmarkConfig, data, training
 from keras_landmarks.training.callbacks import ResumableCheckpoint
+from keras_landmarks.training.checkpoint import CheckpointStore
 from keras_landmarks.training.rundir import format_seconds
 from keras_landmarks.training.summaries import draw_keypoints, read_summaries
 
@@ -40,6 +41,11 @@ def _env(**extra):
     env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", no_proxy="127.0.0.1,localhost",
                PYTHONUNBUFFERED="1", **extra)
     return env
+
+
+def _latest_weights(backup_dir):
+    folder, manifest = CheckpointStore(backup_dir).latest()
+    return os.path.join(folder, manifest["weights"])
 
 
 def _popen(args, **extra_env):
@@ -74,19 +80,19 @@ def test_killed_run_resumes_at_the_saved_step_with_its_state(tmp_path, images):
     flagfile.write_text("\n".join(["--dataset=image_folder", f"--data_dir={images}", "--steps=40",
                                    "--save_every=4", f"--logdir={logdir}", *SMALL_FLAGS]))
     args = [f"--flagfile={flagfile}", "--verbose=2"]
-    meta = os.path.join(logdir, "backup", "training_metadata.json")
+    store = CheckpointStore(os.path.join(logdir, "backup"))
     first = _popen(args)
     deadline = time.monotonic() + 240
-    while not os.path.exists(meta) and first.poll() is None and time.monotonic() < deadline:
+    while not store.generations() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     first.send_signal(signal.SIGKILL)
     _, first_err = first.communicate()
-    assert os.path.exists(meta), first_err[-3000:]
-    with open(meta) as f:
-        saved_step = json.load(f)["step"]
+    found = store.latest()
+    assert found is not None, first_err[-3000:]
+    saved_step = found[1]["step"]
     assert 0 < saved_step < 40, f"not killed mid-run (step {saved_step}); cannot test resume"
     saved = str(tmp_path / "saved.weights.h5")
-    shutil.copy(os.path.join(logdir, "backup", "latest.weights.h5"), saved)
+    shutil.copy(os.path.join(found[0], found[1]["weights"]), saved)
     assert _h5_arrays(saved)["optimizer/vars/0"] == saved_step  # the iteration counter
 
     second = _popen(args)  # the same command again; replay the remaining steps meanwhile
@@ -163,8 +169,8 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(tmp_path, images):
     chief, other = logdirs
     assert sorted(os.listdir(chief)) == ["backup", "config.json", "model.keras", "tensorboard"]
     assert os.listdir(other) == ["backup"]  # its resume state only
-    a = _h5_arrays(os.path.join(chief, "backup", "latest.weights.h5"))
-    b = _h5_arrays(os.path.join(other, "backup", "worker_1", "latest.weights.h5"))
+    a = _h5_arrays(_latest_weights(os.path.join(chief, "backup")))
+    b = _h5_arrays(_latest_weights(os.path.join(other, "backup", "worker_1")))
     assert a.keys() == b.keys() and a["optimizer/vars/0"] == 4
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
@@ -196,8 +202,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_model(tmp_path):
     model = keras.models.load_model(os.path.join(logdir, "model.keras"))
     assert int(model.optimizer.iterations.numpy()) == 6
     assert all(np.all(np.isfinite(w.numpy())) for w in model.weights)
-    with open(os.path.join(logdir, "backup", "training_metadata.json")) as f:
-        assert json.load(f)["step"] == 6
+    assert CheckpointStore(os.path.join(logdir, "backup")).latest()[1]["step"] == 6
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
@@ -206,12 +211,12 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     ckpt.set_model(model)
     ckpt.on_epoch_end(0)
     assert os.path.exists(tmp_path / "model.keras")
-    before = _h5_arrays(str(tmp_path / "backup" / "latest.weights.h5"))
+    before = _h5_arrays(_latest_weights(str(tmp_path / "backup")))
     kernel = model.trainable_weights[0]
     kernel.assign(np.full(kernel.shape, np.inf, "float32"))
     with pytest.raises(FloatingPointError, match="non-finite weights after step 0"):
         ckpt.on_epoch_end(1)
-    after = _h5_arrays(str(tmp_path / "backup" / "latest.weights.h5"))
+    after = _h5_arrays(_latest_weights(str(tmp_path / "backup")))
     for key in before:
         np.testing.assert_array_equal(after[key], before[key])
     assert all(np.all(np.isfinite(w.numpy()))
@@ -279,8 +284,7 @@ def test_time_budget_stops_saves_and_the_same_call_continues(tmp_path):
     model = training.train(CFG, dataset=repeat, steps=10, logdir=logdir, save_every=10,
                            max_minutes=1e-9, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 1
-    with open(os.path.join(logdir, "backup", "training_metadata.json")) as f:
-        assert json.load(f)["step"] == 1
+    assert CheckpointStore(os.path.join(logdir, "backup")).latest()[1]["step"] == 1
     saved = keras.saving.load_model(os.path.join(logdir, "model.keras"))
     for a, b in zip(saved.weights, model.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))

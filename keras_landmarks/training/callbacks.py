@@ -16,47 +16,60 @@ import time
 import keras
 import numpy as np
 
-from keras_landmarks.training.rundir import (BACKUP_METADATA, BACKUP_WEIGHTS, MODEL_FILE, current_step,
-                                            format_seconds, write_json)
+from keras_landmarks.training.checkpoint import MODEL, WEIGHTS, CheckpointStore, RunLock, publish
+from keras_landmarks.training.rundir import MODEL_FILE, current_step, format_seconds
 
-class ResumableCheckpoint(keras.callbacks.BackupAndRestore):
-    """Keras' ``BackupAndRestore`` made atomic, plus ``model.keras`` and a NaN guard.
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Transactional checkpoints (``checkpoint.py``), resume, ``model.keras`` and a NaN guard.
 
-    * Restore (``on_train_begin`` or an explicit ``restore()`` before ``fit``): Keras'
-      own logic: weights, the optimizer (step counter, Adam moments) and the model's
-      non-trainable ``alpha`` from ``<backup_dir>/latest.weights.h5``.
+    * Restore (``on_train_begin`` or an explicit ``restore()`` before ``fit``): the newest
+      complete generation of ``backup_dir`` (a partial or corrupt one falls back to the
+      previous with one warning): weights, the optimizer (step counter, Adam moments), the
+      model's non-trainable ``alpha`` and BatchNorm statistics; ``fit`` continues at the
+      saved epoch. A ``<logdir>/model.keras`` that is not that generation's is replaced.
     * At each epoch end (``fit(steps_per_epoch=save_every)``): check the loss and every
-      weight is finite, write ``<logdir>/model.keras`` (chief only), then the backup;
-      both go to a temporary file first and are moved in with ``os.replace``, so a
-      ``kill -9`` at any moment leaves the previous complete files.
-    * Keras' own integer ``save_freq`` is not used: it saves mid-epoch but resumes at the
-      start of the saved epoch (the batch is ignored), and its writes are not atomic.
+      weight is finite, then save one generation (weights, and ``model.keras`` on the
+      chief, fsynced, switched in with one rename) and publish its ``model.keras``. A
+      ``kill -9`` at any moment leaves the newest complete generation.
+    * While it is in use (``restore`` until ``on_train_end``) the backup folder is locked:
+      a second run on it fails at once (``RuntimeError``).
     * A non-finite loss raises ``FloatingPointError`` naming the step at once (nothing is
-      written, so the last good ``model.keras`` and backup stay); the backup is kept at
-      the end of training, so rerunning a finished command does nothing.
+      written, so the last good generation stays); generations are kept at the end of
+      training, so rerunning a finished command does nothing.
 
     Args:
       logdir: where ``model.keras`` goes.
       backup_dir: this worker's backup folder (one per worker in multi-worker runs).
       chief: whether this worker writes ``model.keras``.
       model_file: the full model's file name in ``logdir``; ``None`` writes only the
-        backup (a model that is not saved whole, e.g. the colorization pre-training).
+        weights (a model that is not saved whole, e.g. the colorization pre-training).
     """
 
     def __init__(self, logdir: str, backup_dir: str, chief: bool = True,
                  model_file: str | None = MODEL_FILE):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
-        self.logdir, self.chief = logdir, chief
+        super().__init__()
+        self.logdir, self.backup_dir, self.chief = logdir, backup_dir, chief
         self.model_path = os.path.join(logdir, model_file) if model_file else None
+        self.store = CheckpointStore(backup_dir)
         self.restored_from: int | None = None  # the step after restore()
-        self.restored = False  # whether a backup was loaded
+        self.restored = False  # whether a checkpoint was loaded
+        self._lock: RunLock | None = None
 
     def restore(self, model) -> int:
-        """Load the backup into ``model`` (built, compiled) if there is one; return the step."""
+        """Load the newest complete generation into ``model`` (built, compiled) if there is
+        one; return the step. Takes the backup folder's lock."""
         self.set_model(model)
         if self.restored_from is None:
-            self.restored = os.path.exists(os.path.join(self.backup_dir, BACKUP_WEIGHTS))
-            super().on_train_begin()
+            self._lock = self._lock or RunLock(self.backup_dir)
+            self.store.remove_stale()
+            found = self.store.latest()
+            self.restored = found is not None
+            if found:
+                folder, manifest = found
+                model.load_weights(os.path.join(folder, manifest["weights"]))
+                model._initial_epoch = int(manifest["epoch"])  # what fit starts from (Keras' BackupAndRestore)
+                if self.chief and self.model_path:
+                    publish(folder, self.model_path)
             self.restored_from = current_step(model)
         return self.restored_from
 
@@ -74,24 +87,25 @@ class ResumableCheckpoint(keras.callbacks.BackupAndRestore):
         if bad:
             self._fail(f"non-finite weights after step {current_step(self.model)} "
                        f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
+        writers = {WEIGHTS: lambda path: self.model.save_weights(path, overwrite=True)}
         if self.chief and self.model_path:
-            tmp = os.path.join(self.logdir, "model.tmp.keras")
-            self.model.save(tmp)
-            os.replace(tmp, self.model_path)
-        os.makedirs(self.backup_dir, exist_ok=True)
-        weights = os.path.join(self.backup_dir, BACKUP_WEIGHTS)
-        tmp = os.path.join(self.backup_dir, "latest.tmp.weights.h5")
-        self.model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, weights)
-        # Keras reads "epoch" (first epoch of a resumed fit); the step comes back with the
-        # optimizer's iterations and is repeated here for readers that build no model.
-        write_json(os.path.join(self.backup_dir, BACKUP_METADATA),
-                    {"epoch": epoch + 1, "batch": 0, "step": current_step(self.model)})
+            writers[MODEL] = self.model.save
+        folder = self.store.save(current_step(self.model), epoch + 1, writers)
+        if self.chief and self.model_path:
+            publish(folder, self.model_path)
+        self.store.prune()
 
     def on_train_end(self, logs=None):
-        pass  # keep the backup: rerunning a finished run then resumes at its last step
+        self.release()  # generations stay: rerunning a finished run resumes at its last step
+
+    def release(self) -> None:
+        """Give up the backup folder's lock (``on_train_end`` does)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _fail(self, what: str):
+        self.release()
         if self.model_path is None:
             saved = "the last good state is the backup"
         elif os.path.exists(self.model_path):

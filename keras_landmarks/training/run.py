@@ -155,7 +155,10 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
                                image_every=image_every, chief=chief, backup_dir=backup_dir,
                                verbose=verbose, sample_fn=lambda: _first_batch(make_pairs, cfg),
                                max_seconds=None if max_minutes is None else 60.0 * max_minutes)
-    start = callbacks[0].restore(model)
+    try:
+        start = callbacks[0].restore(model)  # also locks the backup folder
+    except RuntimeError as err:  # another process trains from it
+        raise TrainingSetupError(str(err)) from err
     if chief:
         write_json(os.path.join(logdir, CONFIG_FILE), {"config": cfg.to_dict(), "run": run})
     say = logger.info if verbose and chief else (lambda *a, **k: None)
@@ -168,12 +171,14 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
     # Epochs of save_every batches, with room for up to SKIP_ALLOWANCE batches whose update
     # float16 loss scaling skips (they do not count as steps); StepLimit ends the run.
     epochs = planned["epoch"] + math.ceil((steps - start + SKIP_ALLOWANCE) / save_every) + 1
-    if isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
-        fit_multi_worker(model, strat, train_data, callbacks, save_every, planned["epoch"],
-                          epochs)
-    else:
-        model.fit(train_data, epochs=epochs, initial_epoch=planned["epoch"],
-                  steps_per_epoch=save_every, callbacks=callbacks, shuffle=False, verbose=0)
+    try:
+        if isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
+            fit_multi_worker(model, strat, train_data, callbacks, save_every, planned["epoch"], epochs)
+        else:
+            model.fit(train_data, epochs=epochs, initial_epoch=planned["epoch"],
+                      steps_per_epoch=save_every, callbacks=callbacks, shuffle=False, verbose=0)
+    finally:
+        callbacks[0].release()
     say("%s", _summary(model, callbacks, start, steps, t0, max_minutes, logdir if chief else None, backup_dir,
                        decode_stats[:1]))
     return model

@@ -4,8 +4,8 @@ A logdir holds::
 
     config.json    {"config": LandmarkConfig fields, "run": the run's flags}   (chief)
     model.keras    latest full model (weights, alpha, optimizer), replaced atomically (chief)
-    backup/        resume state: latest.weights.h5 + training_metadata.json (Keras'
-                   BackupAndRestore layout); backup/<task>/ for other workers
+    backup/        resume state: checkpoint generations gen-<step>/ (checkpoint.py), a .lock
+                   while a run trains; backup/<task>/ for other workers
     tensorboard/   scalars and images (chief)
 """
 
@@ -21,8 +21,6 @@ from keras_landmarks.config import LandmarkConfig
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 BACKUP_DIR = "backup"
-BACKUP_WEIGHTS = "latest.weights.h5"
-BACKUP_METADATA = "training_metadata.json"
 
 
 def model_file(path: str) -> str:
@@ -50,13 +48,13 @@ def load_config(logdir: str) -> LandmarkConfig:
 
 
 def backup_state(backup_dir: str) -> dict:
-    """``{"epoch", "step"}`` of the last backup (zeros for a fresh run)."""
-    try:
-        with open(os.path.join(backup_dir, BACKUP_METADATA)) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
+    """``{"epoch", "step"}`` of the newest complete checkpoint (zeros for a fresh run)."""
+    from keras_landmarks.training.checkpoint import CheckpointStore  # noqa: PLC0415
+
+    found = CheckpointStore(backup_dir).latest()
+    if found is None:
         return {"epoch": 0, "step": 0}
-    return {"epoch": int(meta.get("epoch", 0)), "step": int(meta.get("step", 0))}
+    return {"epoch": int(found[1]["epoch"]), "step": int(found[1]["step"])}
 
 
 def check_resumable(logdir: str, cfg: LandmarkConfig) -> None:
@@ -81,5 +79,5 @@ def format_seconds(seconds: float) -> str:
     return (f"{days}d {h:02d}:{m:02d}:{s:02d}" if days else f"{h}:{m:02d}:{s:02d}")
 
 
-__all__ = ["BACKUP_DIR", "BACKUP_METADATA", "BACKUP_WEIGHTS", "CONFIG_FILE", "MODEL_FILE", "backup_state",
+__all__ = ["BACKUP_DIR", "CONFIG_FILE", "MODEL_FILE", "backup_state",
            "check_resumable", "current_step", "format_seconds", "load_config", "model_file", "write_json"]

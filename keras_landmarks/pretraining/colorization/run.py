@@ -32,7 +32,8 @@ from keras_landmarks.pretraining.colorization import lab
 from keras_landmarks.pretraining.colorization.model import ColorizationModel, save_trunk, target_ab
 from keras_landmarks.training.callbacks import Progress, ResumableCheckpoint, StepLimit
 from keras_landmarks.training.distribute import data_seed
-from keras_landmarks.training.rundir import BACKUP_METADATA, backup_state, current_step, format_seconds, write_json
+from keras_landmarks.training.checkpoint import CheckpointStore
+from keras_landmarks.training.rundir import backup_state, current_step, format_seconds, write_json
 from keras_landmarks.training.run import TrainingSetupError, check_counts
 from keras_landmarks.training.summaries import write_image, write_scalar
 
@@ -237,7 +238,7 @@ def _check_output(logdir: str, backup_dir: str, output: str, settings: dict) -> 
     if not output.endswith(".weights.h5"):
         raise ValueError(f"output must end in .weights.h5 (Keras 3's weights format, what "
                          f"--perceptual=vgg19:<file> loads), got {output!r}")
-    if os.path.exists(os.path.join(backup_dir, BACKUP_METADATA)):
+    if CheckpointStore(backup_dir).latest() is not None:
         _check_resumable(logdir, settings)
     elif os.path.exists(output):
         raise ValueError(f"output {output} exists and {logdir} holds no run to resume: pass "
