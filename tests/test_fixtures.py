@@ -2,6 +2,7 @@
 identically: the ``.keras`` model and the resume backup (weights, optimizer step, alpha)."""
 
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -36,7 +37,10 @@ def test_saved_model_file_loads_and_predicts_identically(expected):
 
 def test_backup_restores_step_alpha_and_predictions(expected, tmp_path):
     model = training.build_model(training.load_config(FIXTURE))
-    step = ResumableCheckpoint(str(tmp_path), os.path.join(FIXTURE, "backup")).restore(model)
+    backup = shutil.copytree(os.path.join(FIXTURE, "backup"), tmp_path / "backup")  # restore locks its folder
+    ckpt = ResumableCheckpoint(str(tmp_path), str(backup))
+    step = ckpt.restore(model)
+    ckpt.release()
     assert step == int(expected["step"]) == 3
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == int(expected["opt_iter"])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.alpha), expected["alpha_backup"])
