@@ -178,6 +178,44 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(tmp_path, images):
     assert int(model.optimizer.iterations.numpy()) == 4
 
 
+def _two_workers(tmp_path, images, steps):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = [
+        _popen(["--dataset=image_folder", f"--data_dir={images}", f"--steps={steps}", "--save_every=2",
+                "--strategy=multi_worker", f"--logdir={tmp_path / f'worker{i}'}", "--verbose=2", *SMALL_FLAGS],
+               TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        for i in range(2)
+    ]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+        return [(p.returncode, *out) for p, out in zip(procs, outs)]
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def test_workers_whose_checkpoints_differ_resume_from_a_common_one_or_stop_naming_them(tmp_path, images):
+    backups = [str(tmp_path / "worker0" / "backup"), str(tmp_path / "worker1" / "backup" / "worker_1")]
+    stores = [CheckpointStore(b) for b in backups]
+    assert all(rc == 0 for rc, _, _ in _two_workers(tmp_path, images, steps=4))
+    assert [[s for s, _ in st.generations()] for st in stores] == [[4, 2], [4, 2]]
+    shutil.rmtree(stores[1].generations()[0][1])  # worker 1 killed inside its step-4 save
+    runs = _two_workers(tmp_path, images, steps=6)
+    for rc, out, err in runs:
+        assert rc == 0, err[-3000:]
+    assert "resuming at step 2" in runs[0][1], runs[0][1][-2000:]  # the chief reports for both
+    a, b = (_h5_arrays(_latest_weights(x)) for x in backups)
+    assert a["optimizer/vars/0"] == b["optimizer/vars/0"] == 6
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # No common generation: chief holds 6 (not 4), worker 1 only 4. Both stop, naming the steps.
+    shutil.rmtree(stores[0].latest(4)[0])
+    shutil.rmtree(stores[1].latest(6)[0])
+    for rc, out, err in _two_workers(tmp_path, images, steps=8):
+        assert rc == 2, (out + err)[-3000:]
+        assert "worker 0: newest step 6, no step 4; worker 1: newest step 4" in err, err[-2000:]
+
+
 # -- NaN guard -----------------------------------------------------------------------------
 
 

@@ -55,14 +55,17 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.restored = False  # whether a checkpoint was loaded
         self._lock: RunLock | None = None
 
-    def restore(self, model) -> int:
-        """Load the newest complete generation into ``model`` (built, compiled) if there is
-        one; return the step. Takes the backup folder's lock."""
+    def restore(self, model, step: int | None = None) -> int:
+        """Load the newest complete generation (or the one of ``step``, which must exist) into
+        ``model`` (built, compiled) if there is one; return the step. Takes the backup
+        folder's lock."""
         self.set_model(model)
         if self.restored_from is None:
             self._lock = self._lock or RunLock(self.backup_dir)
             self.store.remove_stale()
-            found = self.store.latest()
+            found = self.store.latest(step) if step else self.store.latest()
+            if step and found is None:
+                raise RuntimeError(f"{self.backup_dir} has no complete checkpoint of step {step}")
             self.restored = found is not None
             if found:
                 folder, manifest = found

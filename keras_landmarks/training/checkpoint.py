@@ -122,11 +122,14 @@ class CheckpointStore:
                 raise CorruptGeneration(f"{folder}: {name} is missing or differs from its manifest")
         return manifest
 
-    def latest(self) -> tuple[str, dict] | None:
+    def latest(self, step: int | None = None) -> tuple[str, dict] | None:
         """``(folder, manifest)`` of the newest generation that checks out (warning once about
-        each one skipped), the 0.1.0 layout as ``(backup_dir, manifest)``, or None."""
+        each one skipped), the 0.1.0 layout as ``(backup_dir, manifest)``, or None. With
+        ``step``: the complete generation of that step, or None."""
         skipped = []
-        for _, folder in self.generations():
+        for gen_step, folder in self.generations():
+            if step is not None and gen_step != step:
+                continue
             try:
                 manifest = self.verify(folder)
             except CorruptGeneration as e:
@@ -135,6 +138,8 @@ class CheckpointStore:
             self._warn(skipped, folder)
             return folder, manifest
         legacy = self._legacy()
+        if legacy and step is not None and legacy[1]["step"] != step:
+            legacy = None
         self._warn(skipped, legacy[0] if legacy else None)
         return legacy
 

@@ -62,6 +62,41 @@ def data_seed(seed: int, start_step: int, pipeline: int = 0) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def agreed_step(strategy, store) -> int:
+    """The step every worker resumes from: this worker's newest complete checkpoint, or,
+    when workers differ (a kill inside a save), the oldest of their newest steps if every
+    worker still holds a complete generation of it (each keeps the previous one).
+
+    Two all-gathers, run by every worker alike, so all of them reach the same answer or
+    the same ``ValueError`` (naming each worker's steps): none is left waiting in a
+    collective. One worker: its newest step (0 for a fresh run).
+    """
+    latest = store.latest()
+    mine = int(latest[1]["step"]) if latest else 0
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return mine
+    steps = _all_gather(strategy, mine)
+    if len(set(steps)) == 1:
+        return mine
+    common = min(steps)
+    held = _all_gather(strategy, int(common == 0 or store.latest(common) is not None))
+    if not all(held):
+        detail = "; ".join(f"worker {i}: newest step {s}" + ("" if h else f", no step {common}")
+                           for i, (s, h) in enumerate(zip(steps, held)))
+        raise ValueError(f"the workers' checkpoints disagree and have no common step ({detail}): restore "
+                         "the same generation on every worker's backup folder, or start a new --logdir")
+    return common
+
+
+def _all_gather(strategy, value: int) -> list[int]:
+    """``value`` of every worker (task order), through one collective."""
+    def gather():
+        return tf.distribute.get_replica_context().all_gather(tf.constant([value], tf.int64), axis=0)
+
+    result = strategy.experimental_local_results(strategy.run(tf.function(gather)))[0]
+    return [int(v) for v in result.numpy()]
+
+
 def training_data(strategy, make_pairs, cfg: LandmarkConfig, start: int):
     """The dataset ``fit`` reads.
 

@@ -26,8 +26,9 @@ from keras_landmarks import data
 from keras_landmarks.config import LandmarkConfig
 from keras_landmarks.model import LandmarkModel
 from keras_landmarks.training.callbacks import Progress, ResumableCheckpoint, StepLimit
-from keras_landmarks.training.distribute import fit_multi_worker, make_strategy, task_name, training_data
-from keras_landmarks.training.rundir import (BACKUP_DIR, CONFIG_FILE, MODEL_FILE, backup_state, check_resumable,
+from keras_landmarks.training.checkpoint import CheckpointStore
+from keras_landmarks.training.distribute import agreed_step, fit_multi_worker, make_strategy, task_name, training_data
+from keras_landmarks.training.rundir import (BACKUP_DIR, CONFIG_FILE, MODEL_FILE, check_resumable,
                                              format_seconds, write_json)
 from keras_landmarks.training.summaries import Summaries
 
@@ -140,7 +141,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
         strat = make_strategy(strategy) if isinstance(strategy, str) else strategy
         chief, backup_dir = _worker_backup(strat, cfg, logdir, max_minutes)
         check_resumable(logdir, cfg)
-        planned = backup_state(backup_dir)
+        planned = _planned(strat, backup_dir)
         keras.utils.set_random_seed(cfg.seed)  # before the data: tf.data seeds use it too
         decode_stats: list = []
         make_pairs = _pairs_maker(dataset, data_dir, cfg, data_kwargs, decode_stats)
@@ -156,7 +157,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
                                verbose=verbose, sample_fn=lambda: _first_batch(make_pairs, cfg),
                                max_seconds=None if max_minutes is None else 60.0 * max_minutes)
     try:
-        start = callbacks[0].restore(model)  # also locks the backup folder
+        start = callbacks[0].restore(model, planned["step"] or None)  # also locks the backup folder
     except RuntimeError as err:  # another process trains from it
         raise TrainingSetupError(str(err)) from err
     if chief:
@@ -192,6 +193,14 @@ def check_counts(max_minutes=None, **counts) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if max_minutes is not None and not max_minutes > 0:
         raise ValueError(f"max_minutes must be positive, got {max_minutes!r}")
+
+
+def _planned(strat, backup_dir: str) -> dict:
+    """``{"epoch", "step"}`` this run resumes from, agreed by all workers (``agreed_step``)."""
+    store = CheckpointStore(backup_dir)
+    step = agreed_step(strat, store)
+    found = store.latest(step) if step else None
+    return {"epoch": int(found[1]["epoch"]), "step": step} if found else {"epoch": 0, "step": 0}
 
 
 def _check_run(run: dict, max_minutes) -> None:
