@@ -59,3 +59,44 @@ def test_intercept_option_absorbs_a_constant_offset():
 def test_too_few_training_images_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 20"):
         lm_eval.fit_regressor(np.zeros((5, 10, 2)), np.zeros((5, 5, 2)))
+
+
+def _independent_errors(pred, gt, a, b):
+    """``[N, P]`` errors normalised by the distance of points ``a`` and ``b`` (plain loops)."""
+    out = np.zeros(gt.shape[:2])
+    for n in range(len(gt)):
+        iod = np.hypot(*(gt[n, a] - gt[n, b]))
+        for p in range(gt.shape[1]):
+            out[n, p] = np.hypot(*(pred[n, p] - gt[n, p])) / iod
+    return out
+
+
+@pytest.mark.parametrize("eyes", [(0, 1), (2, 0)])
+def test_point_names_and_eye_pair_are_the_callers(eyes):
+    rng = np.random.default_rng(3)
+    gt_train, gt_test = _faces(40, rng)[:, [1, 0, 2]], _faces(12, rng)[:, [1, 0, 2]]
+    det_train, det_test = rng.normal(size=(40, 4, 2)), rng.normal(size=(12, 4, 2))
+    report = lm_eval.evaluate_points(det_train, gt_train, det_test, gt_test,
+                                     point_names=("re", "le", "n"), eyes=eyes)
+    assert list(report["per_point_error_percent"]) == ["re", "le", "n"]
+    assert report["eyes"] == [["re", "le", "n"][eyes[0]], ["re", "le", "n"][eyes[1]]]
+    err = _independent_errors(report["predictions"], gt_test, *eyes)
+    np.testing.assert_allclose(list(report["per_point_error_percent"].values()), 100 * err.mean(0),
+                               rtol=1e-9)
+    base = _independent_errors(np.broadcast_to(gt_train.mean(0), gt_test.shape), gt_test, *eyes)
+    assert report["baseline_error_percent"] == pytest.approx(100 * base.mean(), rel=1e-9)
+
+
+def test_point_names_must_match_the_points():
+    rng = np.random.default_rng(4)
+    gt, det = _faces(30, rng)[:, :3], rng.normal(size=(30, 3, 2))
+    assert list(lm_eval.evaluate_points(det, gt, det, gt)["per_point_error_percent"]) == [
+        "point_0", "point_1", "point_2"]  # not MAFL's names: P is not 5
+    with pytest.raises(ValueError, match="need 3 distinct names"):
+        lm_eval.evaluate_points(det, gt, det, gt, point_names=("le", "re"))
+    with pytest.raises(ValueError, match="need 3 distinct names"):
+        lm_eval.evaluate_points(det, gt, det, gt, point_names=("le", "le", "n"))
+    with pytest.raises(ValueError, match="two different indices"):
+        lm_eval.evaluate_points(det, gt, det, gt, eyes=(1, 1))
+    with pytest.raises(ValueError, match="two different indices"):
+        lm_eval.evaluate_points(det, gt, det, gt, eyes=(0, 3))

@@ -55,3 +55,63 @@ def test_missing_model_is_one_clear_line(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "no model there" in proc.stderr and "nothing" in proc.stderr
+
+
+def _folder_set(root, num_train=12, num_test=6):
+    """S x S noise images (so the crop/resize is the identity) and a CSV with 4 points;
+    returns ``{split: [N, 4, 2]}`` of the CSV's (x, y), points in header order le, re, n, m."""
+    rng = np.random.default_rng(7)
+    rows, points = [], {"train": [], "test": []}
+    for i, split in enumerate(["train"] * num_train + ["test"] * num_test):
+        name = f"faces/{i:02d}.png"
+        os.makedirs(root / "faces", exist_ok=True)
+        cv2.imwrite(str(root / name), rng.integers(0, 255, (S, S, 3), np.uint8))
+        pts = rng.uniform(3, S - 4, (4, 2)).round(2)
+        points[split].append(pts)
+        rows.append(",".join([name, split] + [f"{v:.2f}" for v in pts.ravel()]))
+    (root / "landmarks.csv").write_text("file,split,le_x,le_y,re_x,re_y,n_x,n_y,m_x,m_y\n"
+                                        + "\n".join(rows) + "\n")
+    return {k: np.array(v) for k, v in points.items()}
+
+
+def _baseline(train, test, a, b):
+    iod = np.linalg.norm(test[:, a] - test[:, b], axis=-1)
+    return 100 * np.mean(np.linalg.norm(train.mean(0)[None] - test, axis=-1) / iod[:, None])
+
+
+def test_evaluate_folder_names_and_eyes_follow_points(logdir, tmp_path):
+    points = _folder_set(tmp_path)
+    out = tmp_path / "eval"
+    proc = _run(f"--model={logdir}", "--dataset=folder", f"--data_dir={tmp_path}",
+                "--points=re,n,le", f"--output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "metrics.json").read_text())
+    assert list(report["per_point_error_percent"]) == ["re", "n", "le"]
+    assert report["eyes"] == ["re", "n"] and "inter-ocular pair):           re to n" in proc.stdout
+    # The eyes are the first two given: re (column 1) and n (column 2) of the CSV.
+    train, test = points["train"][:, [1, 2, 0]], points["test"][:, [1, 2, 0]]
+    assert report["baseline_error_percent"] == pytest.approx(_baseline(train, test, 0, 1), rel=1e-5)
+    assert np.mean(list(report["per_point_error_percent"].values())) == pytest.approx(
+        report["error_percent"], rel=1e-6)
+
+    from keras_landmarks import evaluation  # without --points: the header's names and order
+
+    report = evaluation.evaluate_saved_model(str(logdir / "model.keras"), str(tmp_path / "e2"),
+                                             dataset="folder", data_dir=str(tmp_path))
+    assert list(report["per_point_error_percent"]) == ["le", "re", "n", "m"]
+    assert report["eyes"] == ["le", "re"]
+    want = _baseline(points["train"], points["test"], 0, 1)
+    assert report["baseline_error_percent"] == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset=synthetic", "--mafl_dir=DIR"], "--mafl_dir is for --dataset=celeb_a"),
+    (["--dataset=folder", "--data_dir=DIR", "--mafl_dir=DIR"], "--mafl_dir is for --dataset=celeb_a"),
+    (["--dataset=synthetic", "--points=le,re"], "--points are for --dataset=folder"),
+    (["--dataset=folder", "--data_dir=DIR", "--points=le"], "need at least two distinct names"),
+])
+def test_flags_the_source_does_not_read_are_one_clear_error(tmp_path, args, message):
+    proc = _run(f"--model={tmp_path}", *[a.replace("DIR", str(tmp_path)) for a in args])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evaluate.py: error: ") and message in lines[0]

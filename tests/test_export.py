@@ -295,6 +295,30 @@ def test_existing_output_refused_then_overwritten(det, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out"]  # no temporary left behind
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "sub/model", "ABSOLUTE", "", "..", ".",
+                                  "a\\b", ".hidden", None])
+def test_name_that_would_leave_the_output_folder_is_refused(det, tmp_path, name):
+    out = tmp_path / "exports" / "out"
+    name = str(tmp_path / "abs" / "model") if name == "ABSOLUTE" else name
+    with pytest.raises(ValueError, match=r"--name=.*must be a plain file name"):
+        export_all(det, str(out), ["saved_model", "onnx"], [], parity_images=0, name=name,
+                   log=lambda *_: None)
+    assert not os.path.exists(tmp_path / "exports")  # refused before anything was written
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_plain_names_and_versions_name_the_files_inside_the_output(det, tmp_path):
+    out = tmp_path / "out"
+    manifest = export_all(det, str(out), ["saved_model", "onnx"], [], parity_images=0,
+                          name="face-v2.1", version=3, log=lambda *_: None)
+    assert manifest["files"] == {"saved_model": os.path.join("saved_model", "face-v2.1", "3"),
+                                 "onnx": "face-v2.1.onnx"}
+    assert (out / "saved_model" / "face-v2.1" / "3" / "saved_model.pb").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    with pytest.raises(ValueError, match="--version='3': must be an integer >= 0"):
+        export_all(det, str(tmp_path / "o2"), ["onnx"], [], parity_images=0, version="3")
+
+
 def test_failed_export_leaves_nothing(det, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("simulated crash after the SavedModel was written")
@@ -334,6 +358,8 @@ def test_killed_export_leaves_nothing(det, tmp_path):
     (["--tflite_quantization=int4"], "--tflite_quantization: unknown ['int4']"),
     (["--tflite_quantization=int8"], "needs --representative_data"),
     (["--representative_data=/no/such/dir"], "neither an image folder"),
+    (["--name=../../escaped"], "--name='../../escaped': must be a plain file name"),
+    (["--name="], "--name='': must be a plain file name"),
 ])
 def test_cli_bad_flags(flags, message, tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "trainers", "export.py"),

@@ -2,6 +2,7 @@
 skipping bad files, the landmarks CSV (format, errors, exact crop/resize transform)."""
 
 import logging
+import os
 
 import cv2
 import numpy as np
@@ -273,3 +274,35 @@ def test_dispatcher_passes_arguments_through(monkeypatch):
         ("synthetic_annotated", ("test",), {"image_size": 32, "batch_size": 4, "num_images": 8}),
         ("video_pairs", ("/clips",), {"image_size": 64, "batch_size": 2, "seed": 1, "tps": True}),
     ]
+
+
+@pytest.mark.parametrize("name", ["../outside.png", "imgs/../../outside.png", "./../outside.png",
+                                  "..", ".", "imgs/..", "OUTSIDE_ABS"])
+def test_csv_file_outside_the_data_folder_is_refused(tmp_path, name):
+    """A row naming a path that is absolute or normalises outside ``data_dir`` is an error
+    naming the CSV and its line; the outside image (readable) is never loaded."""
+    root = tmp_path / "data"
+    (root / "imgs").mkdir(parents=True)
+    _write(tmp_path / "outside.png", _solid(3))
+    _write(root / "imgs" / "in.png", _solid(4))
+    name = str(tmp_path / "outside.png") if name == "OUTSIDE_ABS" else name
+    csv_path = root / "landmarks.csv"
+    csv_path.write_text(f"file,x0,y0\nimgs/in.png,1,2\n{name},3,4\n")
+    # Independent check of what the row means: a path whose join with data_dir is not below it.
+    joined = os.path.normpath(os.path.join(str(root), name))
+    assert not joined.startswith(str(root) + os.sep)
+    for call in (lambda: folders.read_landmarks_csv(str(csv_path)),
+                 lambda: folders.annotated_folder(str(root), image_size=8, batch_size=2)):
+        with pytest.raises(ValueError) as err:
+            call()
+        assert f"{csv_path}, line 3" in str(err.value) and repr(name) in str(err.value)
+
+
+def test_csv_file_normalising_inside_the_data_folder_is_kept(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    _write(tmp_path / "imgs" / "in.png", _solid(4, 16, 16))
+    (tmp_path / "landmarks.csv").write_text("file,x0,y0\nimgs/../imgs/./in.png,1,2\n..in.png,3,4\n")
+    files, lms, _ = folders.read_landmarks_csv(str(tmp_path / "landmarks.csv"))
+    assert files == ["imgs/../imgs/./in.png", "..in.png"]
+    ds = folders.annotated_folder(str(tmp_path), image_size=8, batch_size=4)
+    assert next(iter(ds))["landmarks"].shape == (1, 1, 2) and ds.point_names == ("0",)

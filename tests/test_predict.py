@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -83,11 +84,73 @@ def test_predict_images_in_original_pixels(tmp_path):
     for name, (h, w, cx, cy) in truth.items():
         row = rows[f"{name}.png"]
         np.testing.assert_allclose([float(row["x"]), float(row["y"])], [cx, cy], atol=0.15)
-        drawn = cv2.imread(str(tmp_path / "out" / f"{name}.png"))
+        drawn = cv2.imread(str(tmp_path / "out" / f"{name}.png.png"))
         assert drawn.shape == (h, w, 3)
         # The marker is drawn where the point is: the pixel there is no longer grey.
         b, g, r = drawn[round(cy), round(cx)].astype(int)
         assert max(b, g, r) - min(b, g, r) > 100
+
+
+def assert_marker_at(drawn_bgr: np.ndarray, x: float, y: float) -> None:
+    """The marker is drawn where the point is: the (grey) pixel there became coloured."""
+    b, g, r = drawn_bgr[round(y), round(x)].astype(int)
+    assert max(b, g, r) - min(b, g, r) > 100
+
+
+def test_inputs_with_one_stem_get_their_own_outputs_and_rows(tmp_path):
+    """``a.png``, ``a.bmp`` and ``a.png.bmp`` (one stem, or one name inside another) each get
+    their own drawing, and the CSV rows of each file hold that file's point."""
+    truth = {"a.png": (70, 50, 40.3, 20.6), "a.bmp": (61, 33, 15.2, 35.9),
+             "a.png.bmp": (48, 64, 30.0, 22.0)}
+    (tmp_path / "in").mkdir()
+    for name, (h, w, cx, cy) in truth.items():
+        assert cv2.imwrite(str(tmp_path / "in" / name), blob_image(h, w, cx, cy, 3.0))
+    (tmp_path / "in" / "sub.png").mkdir()  # a folder with an image's name is not an input
+    predict(CentroidRunner(32), str(tmp_path / "in"), str(tmp_path / "out"), batch_size=2)
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(
+        [f"{name}.png" for name in truth] + ["keypoints.csv"])
+    rows = read_csv(tmp_path / "out" / "keypoints.csv")
+    assert sorted(r["file"] for r in rows) == sorted(truth)
+    for r in rows:
+        h, w, cx, cy = truth[r["file"]]
+        np.testing.assert_allclose([float(r["x"]), float(r["y"])], [cx, cy], atol=0.15)
+        drawn = cv2.imread(str(tmp_path / "out" / (r["file"] + ".png")))
+        assert drawn.shape == (h, w, 3)
+        assert_marker_at(drawn, cx, cy)
+
+
+def test_output_into_the_input_folder_never_replaces_an_input(tmp_path):
+    image = blob_image(40, 40, 20.0, 18.0, 3.0)
+    assert cv2.imwrite(str(tmp_path / "a.png"), image)
+    before = (tmp_path / "a.png").read_bytes()
+    predict(CentroidRunner(32), str(tmp_path), str(tmp_path))
+    assert (tmp_path / "a.png").read_bytes() == before
+    assert_marker_at(cv2.imread(str(tmp_path / "a.png.png")), 20.0, 18.0)
+    # Again: a.png.png is now an input too, and a.png's output would replace it.
+    with pytest.raises(ValueError, match=r"a\.png\.png, the output for .*a\.png, is an input"):
+        predict(CentroidRunner(32), str(tmp_path), str(tmp_path))
+    assert (tmp_path / "a.png").read_bytes() == before
+
+
+def test_unwritable_outputs_are_clear_errors(tmp_path):
+    (tmp_path / "in").mkdir()
+    assert cv2.imwrite(str(tmp_path / "in" / "a.png"), blob_image(40, 40, 20.0, 18.0))
+    blocked = tmp_path / "out" / "a.png.png"
+    blocked.mkdir(parents=True)  # a folder where the drawing goes: cv2.imwrite returns False
+    with pytest.raises(ValueError, match="could not write " + re.escape(str(blocked))):
+        predict(CentroidRunner(32), str(tmp_path / "in"), str(tmp_path / "out"))
+    clip = str(tmp_path / "clip.mp4")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (48, 32))
+    for i in range(3):
+        writer.write(blob_image(32, 48, 20.0 + i, 16.0))
+    writer.release()
+    blocked = tmp_path / "vout" / "clip.mp4.mp4"
+    blocked.mkdir(parents=True)  # the VideoWriter cannot open there
+    with pytest.raises(ValueError, match="could not write " + re.escape(str(blocked))):
+        predict(CentroidRunner(32), clip, str(tmp_path / "vout"))
+    (tmp_path / "cout" / "keypoints.csv").mkdir(parents=True)
+    with pytest.raises(ValueError, match="could not write .*keypoints.csv"):
+        predict(CentroidRunner(32), str(tmp_path / "in"), str(tmp_path / "cout"))
 
 
 def test_predict_video(tmp_path):
@@ -102,7 +165,8 @@ def test_predict_video(tmp_path):
     assert [int(r["frame"]) for r in rows] == list(range(8))
     points = np.array([[float(r["x"]), float(r["y"])] for r in rows])
     np.testing.assert_allclose(points, centres, atol=1.0)  # lossy mp4v frames
-    capture = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    assert sorted(os.listdir(tmp_path / "out")) == ["clip.mp4.mp4", "keypoints.csv"]
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (96, 64)
 
@@ -128,7 +192,7 @@ def test_cli_with_onnx_model(tmp_path):
     assert "images/s" in proc.stdout
     rows = read_csv(tmp_path / "out" / "keypoints.csv")
     assert len(rows) == 2 * 3 and sorted(os.listdir(tmp_path / "out")) == [
-        "im0.png", "im1.png", "keypoints.csv"]
+        "im0.jpg.png", "im1.jpg.png", "keypoints.csv"]
     # The CLI's points are the ONNX model's, mapped back to the 40x60 / 50x50 originals.
     runner = runners.load_runner(str(tmp_path / "det.onnx"))
     for i in range(2):

@@ -37,6 +37,17 @@ def check_data_dir(values: dict) -> bool:
     return True
 
 
+def check_mafl_dir(values: dict) -> bool:
+    """absl multi-flag validator of ``--dataset`` / ``--mafl_dir``: MAFL is for ``celeb_a`` only."""
+    name, mafl_dir = values["dataset"], values["mafl_dir"]
+    if mafl_dir and name != "celeb_a":
+        raise flags.ValidationError(f"--mafl_dir is for --dataset=celeb_a (the MAFL splits of "
+                                    f"CelebA), not --dataset={name}")
+    if mafl_dir and not os.path.isdir(os.path.expanduser(mafl_dir)):
+        raise flags.ValidationError(f"--mafl_dir={mafl_dir} is not a folder")
+    return True
+
+
 def define_run_flags(saved: str, max_minutes_note: str = "") -> None:
     """The run-control flags both training CLIs share: ``--save_every`` (what ``saved``
     names, plus the resume state), ``--summary_every``, ``--image_every``, ``--verbose``,

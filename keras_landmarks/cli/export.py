@@ -24,7 +24,7 @@ logger = logging.getLogger("keras_landmarks.export")
 def main(argv) -> None:
     f = flags.FLAGS
     try:
-        check_args(f.formats, f.tflite_quantization, f.representative_data)
+        check_args(f.formats, f.tflite_quantization, f.representative_data, f.name, f.version)
         if len(argv) > 1:
             raise ValueError(f"unexpected arguments {argv[1:]}")
         for required in ("model", "output_dir"):
@@ -67,7 +67,8 @@ def define_flags() -> None:
     flags.DEFINE_bool("score_maps", False, "also output the raw score maps [B, h, h, K]")
     flags.DEFINE_bool("int8_softargmax", False, "int8: quantize the soft-argmax too "
                       "(default keeps it float32: more accurate, same speed)")
-    flags.DEFINE_string("name", "detector", "model name (file names, TF Serving model name)")
+    flags.DEFINE_string("name", "detector", "model name (file names, TF Serving model name): "
+                        "letters, digits, '_', '-', '.' (not first), no path separators")
     flags.DEFINE_integer("version", 1, "TF Serving version directory", lower_bound=1)
     flags.DEFINE_integer("opset", 17, "ONNX opset (>= 17)", lower_bound=17)
     flags.DEFINE_bool("overwrite", False, "replace an existing --output_dir")

@@ -19,8 +19,8 @@ import os
 
 from absl import app, flags
 
-from keras_landmarks.cli._flags import (DATASETS, check_data_dir, define_run_flags, fail as _fail, import_tensorflow,
-                                        run_main,
+from keras_landmarks.cli._flags import (DATASETS, check_data_dir, check_mafl_dir, define_run_flags,
+                                        fail as _fail, import_tensorflow, run_main,
                                         run_reporting_errors)
 from keras_landmarks.config import LandmarkConfig
 from keras_landmarks.losses.defaults import PERCEPTUAL_CHOICES
@@ -36,7 +36,7 @@ flags.DEFINE_enum("dataset", None, list(DATASETS), "Training pairs: CelebA (TFDS
                   "of images, videos / frame folders, or generated toy faces.")
 flags.DEFINE_string("data_dir", None, "image_folder/video: the folder to read (required). "
                     "celeb_a: the TFDS data_dir (default ~/tensorflow_datasets).")
-flags.DEFINE_string("mafl_dir", None, "celeb_a: folder with MAFL training.txt/testing.txt; "
+flags.DEFINE_string("mafl_dir", None, "celeb_a only: folder with MAFL training.txt/testing.txt; "
                     "MAFL test images are then left out of training (paper protocol).")
 flags.DEFINE_string("logdir", None, "Output and resume folder (default runs/<dataset>).")
 flags.DEFINE_integer("steps", 100_000, "Total optimizer steps (a resumed run continues to it).")
@@ -69,6 +69,7 @@ flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0"
 
 
 flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, message=None)
+flags.register_multi_flags_validator(["dataset", "mafl_dir"], check_mafl_dir, message=None)
 
 
 @flags.validator("perceptual")
@@ -107,7 +108,7 @@ def main(argv) -> None:
         mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         save_every=FLAGS.save_every, summary_every=FLAGS.summary_every,
         image_every=FLAGS.image_every, verbose=FLAGS.verbose, max_minutes=FLAGS.max_minutes,
-        data_kwargs={"mafl_dir": FLAGS.mafl_dir} if FLAGS.mafl_dir else None))
+        data_kwargs={"mafl_dir": os.path.expanduser(FLAGS.mafl_dir)} if FLAGS.mafl_dir else None))
 
 
 def run() -> None:

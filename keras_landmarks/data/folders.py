@@ -21,9 +21,11 @@ protocol. CSV format (UTF-8, comma separated, one header line)::
     file,x0,y0,x1,y1,...            # optional extra column: split
     faces/0001.jpg,30.5,41,...
 
-``file`` is relative to ``data_dir``. Every other column is a coordinate; consecutive
-columns pair up as one point, named ``x<name>,y<name>`` or ``<name>_x,<name>_y`` (so
-``x0,y0`` is point ``"0"``, ``le_x,le_y`` point ``"le"``). Values are pixel ``(x, y)`` of the
+``file`` is relative to ``data_dir`` and must stay inside it: an absolute path, or one whose
+normalised form (``os.path.normpath``, symlinks not resolved) starts with ``..``, is
+refused with a ``ValueError`` naming the CSV and the line (``landmarks_csv.py`` parses
+the CSV). Every other column is a coordinate; consecutive columns pair up as one point,
+named ``x<name>,y<name>`` or ``<name>_x,<name>_y`` (so ``x0,y0`` is point ``"0"``, ``le_x,le_y`` point ``"le"``). Values are pixel ``(x, y)`` of the
 original image as displayed (after any EXIF rotation), 0-based, integer = pixel centre.
 ``points=`` picks points by name and order; ``split=`` keeps rows whose ``split`` equals it.
 The landmarks undergo the image's crop and resize exactly:
@@ -36,11 +38,8 @@ offset; ``decode.crop_resize``). Example, the 5 MAFL-style points of a CSV with 
 
 from __future__ import annotations
 
-import csv
-import math
 import logging
 import os
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,6 +48,7 @@ import tensorflow as tf
 from keras_landmarks.pairs import warps
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
 from keras_landmarks.data.images import is_image_file
+from keras_landmarks.data.landmarks_csv import read_landmarks_csv
 from keras_landmarks.data.decode import (
     IMAGE_EXTENSIONS,
     DecodeError,
@@ -59,9 +59,6 @@ from keras_landmarks.data.decode import (
 )
 
 logger = logging.getLogger("keras_landmarks.data")
-
-_POINT_COLUMN = re.compile(r"^(?:(?P<a>[xy])(?P<name>.+)|(?P<name2>.+)_(?P<b>[xy]))$")
-
 
 def list_images(data_dir: str) -> list[str]:
     """Sorted paths of all image files (``IMAGE_EXTENSIONS``, any case) under ``data_dir``."""
@@ -169,71 +166,6 @@ def image_folder_pairs(
     return ds
 
 
-def _point_columns(header: list[str], csv_path: str) -> dict[str, tuple[int, int]]:
-    """``{point name: (x column, y column)}`` in header order; raises on an unpaired column."""
-    coords = [(i, c.strip()) for i, c in enumerate(header) if c.strip() not in ("file", "split")]
-    if len(coords) % 2:
-        raise ValueError(f"{csv_path}, line 1: {len(coords)} coordinate columns, not (x, y) pairs")
-    points = {}
-    for (ix, cx), (iy, cy) in zip(coords[::2], coords[1::2]):
-        mx, my = _POINT_COLUMN.match(cx), _POINT_COLUMN.match(cy)
-        nx = mx and (mx["name"] or mx["name2"])
-        ny = my and (my["name"] or my["name2"])
-        axes = mx and my and ((mx["a"] or mx["b"]), (my["a"] or my["b"]))
-        if not (nx and nx == ny and axes == ("x", "y")) or nx in points:
-            raise ValueError(f"{csv_path}, line 1: columns {cx!r},{cy!r} are not the x and y of one "
-                             "point (expected x<name>,y<name> or <name>_x,<name>_y, each once)")
-        points[nx] = (ix, iy)
-    return points
-
-
-def read_landmarks_csv(
-    csv_path: str, points: Sequence[str] | None = None, split: str | None = None
-) -> tuple[list[str], np.ndarray, list[str]]:
-    """Parse a landmarks CSV (module docstring).
-
-    Returns:
-      ``(files, landmarks [N, P, 2] float32 pixel (x, y), point names [P])`` of the rows
-      in file order (only those whose ``split`` equals ``split``, if given).
-    Raises:
-      ValueError naming the file, the line and the problem.
-    """
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if not rows or "file" not in [c.strip() for c in rows[0]]:
-        raise ValueError(f"{csv_path}, line 1: the header must have a 'file' column "
-                         "followed by x,y columns (e.g. file,x0,y0,x1,y1)")
-    header = [c.strip() for c in rows[0]]
-    columns = _point_columns(header, csv_path)
-    names = list(columns) if points is None else [str(p) for p in points]
-    missing = [p for p in names if p not in columns]
-    if missing or not names:
-        raise ValueError(f"{csv_path}: points {missing or names} not in the header; it has {list(columns)}")
-    if split is not None and "split" not in header:
-        raise ValueError(f"{csv_path}: split={split!r} asked for but the header has no 'split' column")
-    fi, si = header.index("file"), header.index("split") if "split" in header else None
-    files, values = [], []
-    for line, row in enumerate(rows[1:], start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise ValueError(f"{csv_path}, line {line}: {len(row)} fields, the header has {len(header)}")
-        if split is not None and row[si].strip() != split:
-            continue
-        if not row[fi].strip():
-            raise ValueError(f"{csv_path}, line {line}: empty 'file' field")
-        try:
-            xy = [[float(row[columns[p][0]]), float(row[columns[p][1]])] for p in names]
-        except ValueError as e:
-            raise ValueError(f"{csv_path}, line {line}: not a number ({e})") from None
-        if not all(math.isfinite(v) for pt in xy for v in pt):
-            raise ValueError(f"{csv_path}, line {line}: landmark values must be finite")
-        files.append(row[fi].strip())
-        values.append(xy)
-    landmarks = np.asarray(values, np.float32).reshape(len(values), len(names), 2)
-    return files, landmarks, names
-
-
 def annotated_folder(
     data_dir: str,
     csv_path: str | None = None,
@@ -253,12 +185,15 @@ def annotated_folder(
       split, points: row and point selection (module docstring).
       stats: records missing and unreadable images (skipped); default a new one,
         reachable as ``dataset.decode_stats``.
-    The last batch may be smaller than ``batch_size``.
+    The last batch may be smaller than ``batch_size``. ``dataset.point_names`` holds the
+    ``P`` point names in landmark order (``points``, or the header's order).
+    Raises:
+      ValueError (``read_landmarks_csv``), also for a ``file`` outside ``data_dir``.
     """
     csv_path = csv_path or os.path.join(data_dir, "landmarks.csv")
     if not os.path.isfile(csv_path):
         raise FileNotFoundError(f"landmarks CSV {csv_path!r} not found; pass csv_path=")
-    files, landmarks, _ = read_landmarks_csv(csv_path, points, split)
+    files, landmarks, names = read_landmarks_csv(csv_path, points, split)
     paths = [os.path.join(data_dir, f) for f in files]
     present = np.array([os.path.isfile(p) for p in paths], bool)
     if stats is None:
@@ -282,6 +217,7 @@ def annotated_folder(
     ds = ds.filter(_is_ok).map(_without_ok)
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     ds.decode_stats = stats
+    ds.point_names = tuple(names)
     return ds
 
 

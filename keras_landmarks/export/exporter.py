@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -34,10 +35,29 @@ QUANTIZATIONS = tuple(TFLITE_FILE_SUFFIX)
 
 logger = logging.getLogger("keras_landmarks.export")
 
+# --name: one plain file-name component (it becomes <name>.onnx, saved_model/<name>/...).
+_NAME = re.compile(r"\w[\w.-]*")
+
+
+def check_name(name, version=1) -> None:
+    """Raise ``ValueError`` unless ``name`` is one plain file name (letters, digits, ``_``,
+    ``-``, ``.`` not first: no path separator, ``..``, absolute path or empty name, so every
+    file stays inside the output folder) and ``version`` an integer >= 0."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"--name={name!r}: must be a plain file name of letters, digits, '_', "
+                         "'-' and '.' (not first); no path separators, '..' or absolute paths, "
+                         "as every exported file is named after it inside --output_dir")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"--version={version!r}: must be an integer >= 0 (TF Serving's "
+                         "version folder)")
+
 
 def check_args(formats: list[str], quantizations: list[str],
-               representative_data: str | None) -> list[str]:
-    """Validate the format / quantization choices; returns the quantizations to export."""
+               representative_data: str | None, name: str = "detector",
+               version: int = 1) -> list[str]:
+    """Validate the format / quantization choices, the model ``name`` and ``version``
+    (``check_name``); returns the quantizations to export."""
+    check_name(name, version)
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
         raise ValueError(f"--formats: unknown {bad or 'empty list'}; choose from {FORMATS}")
@@ -64,14 +84,16 @@ def export_all(detector, output_dir: str, formats: list[str], quantizations: lis
                log=logger.info) -> dict:
     """Export ``detector`` (``build_detector``'s model) in ``formats``; returns the manifest.
 
-    See the module docstring for the layout. Raises ``ValueError`` on bad arguments or a
+    See the module docstring for the layout. ``name`` names every file (``check_name``: one
+    plain file name, so nothing is written outside ``output_dir``). Raises ``ValueError``
+    on bad arguments (before anything is written) or a
     failed enforced parity check, ``FileExistsError`` if ``output_dir`` exists and
     ``overwrite`` is False; in both cases nothing is left at ``output_dir``.
     """
     from keras_landmarks.export import parity  # noqa: PLC0415 (TensorFlow)
     from keras_landmarks.export.serving import atomic_path, image_size_of  # noqa: PLC0415
 
-    quantizations = check_args(formats, quantizations, representative_data)
+    quantizations = check_args(formats, quantizations, representative_data, name, version)
     size = image_size_of(detector)
     manifest = {"image_size": size, "num_landmarks": int(detector.outputs[0].shape[1]),
                 "input": f"image [batch, {size}, {size}, 3] {input_dtype}",
