@@ -207,3 +207,20 @@ def test_sigkill_between_the_switch_and_the_publish_resumes_and_republishes(tmp_
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resuming at step 4" in rerun.stdout and "Nothing to do" in rerun.stdout
     assert int(keras.models.load_model(str(tmp_path / "model.keras")).optimizer.iterations.numpy()) == 4
+
+
+def test_temporary_files_of_killed_processes_are_removed_on_the_next_run(tmp_path):
+    from keras_landmarks._stale import remove_stale
+    from keras_landmarks.export.serving import atomic_path
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a pid whose process has exited
+    alive = str(os.getppid())
+    for name in (f".gen-0000000004.tmp-{dead}", f".det.tmp-{dead}-x1", f"model.keras.tmp-{dead}"):
+        (tmp_path / name).mkdir() if name.startswith(".") else (tmp_path / name).write_bytes(b"half")
+    (tmp_path / f"model.keras.tmp-{alive}").write_bytes(b"another process, still writing")
+    assert remove_stale(str(tmp_path), r"model\.keras\.tmp-(\d+)") == [f"model.keras.tmp-{dead}"]
+    CheckpointStore(str(tmp_path)).remove_stale()
+    with atomic_path(str(tmp_path / "det")) as tmp:
+        os.makedirs(tmp)
+    assert sorted(os.listdir(tmp_path)) == ["det", f"model.keras.tmp-{alive}"]

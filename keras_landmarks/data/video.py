@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+from keras_landmarks._stale import remove_stale
 from keras_landmarks.data import decode
 from keras_landmarks.data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, fit_to_square
 from keras_landmarks.pairs import warps
@@ -146,6 +147,7 @@ def _load(source: Path, image_size: int, cache_dir: Path | None, max_frames: int
         frames = _decode(source, image_size)
         if frames is None:
             return None
+        remove_stale(str(cache_dir), re.escape(path.stem) + r"\.tmp(\d+)\.npy")  # a killed earlier run's
         tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
         np.save(tmp, frames)
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file

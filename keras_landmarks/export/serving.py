@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from typing import Callable, Iterator
@@ -29,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_landmarks import geometry
+from keras_landmarks._stale import remove_stale
 
 OUTPUT_NAMES = ("keypoints", "keypoints_normalized", "score_maps")
 INPUT_DTYPES = ("uint8", "float32")
@@ -218,7 +220,8 @@ def atomic_path(final_path: str, overwrite: bool = False) -> Iterator[str]:
         raise FileExistsError(f"{final_path} already exists; pass --overwrite to replace it")
     parent, name = os.path.split(final_path)
     os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    remove_stale(parent, re.escape(f".{name}.tmp-") + r"(\d+)-.*")  # left by a killed export
+    work = tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent)
     tmp = os.path.join(work, name)
     try:
         yield tmp

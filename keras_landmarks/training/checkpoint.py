@@ -26,8 +26,6 @@ Fault injection (tests): ``fault_point(name)`` is called between every two steps
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -35,6 +33,13 @@ import os
 import re
 import shutil
 import signal
+
+from keras_landmarks._stale import remove_stale
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not locked
+    fcntl = None
 
 logger = logging.getLogger("keras_landmarks.training")
 
@@ -204,12 +209,7 @@ class CheckpointStore:
     def remove_stale(self) -> None:
         """Remove ``.gen-*.tmp-<pid>`` folders whose process is gone (left by a kill) or is
         this one (left by an interrupted save)."""
-        if not os.path.isdir(self.backup_dir):
-            return
-        for name in os.listdir(self.backup_dir):
-            m = re.match(r"^\.gen-\d{10}\.tmp-(\d+)$", name)
-            if m and not _alive(int(m.group(1))):
-                shutil.rmtree(os.path.join(self.backup_dir, name), ignore_errors=True)
+        remove_stale(self.backup_dir, r"\.gen-\d{10}\.tmp-(\d+)")
 
 
 class _suppress_missing:
@@ -220,22 +220,14 @@ class _suppress_missing:
         return kind is not None and issubclass(kind, FileNotFoundError)
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():  # saves are synchronous: outside one, this process's leftovers are stale
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError as e:
-        return e.errno == errno.EPERM
-    return True
-
-
 def publish(generation: str, model_path: str) -> None:
     """Make ``model_path`` the generation's ``model.keras`` (hard link, else a copy; then an
     atomic ``os.replace``), unless it already is that file's content."""
     source = os.path.join(generation, MODEL)
     if not os.path.isfile(source):
         return
+    folder, base = os.path.split(os.path.abspath(model_path))
+    remove_stale(folder, re.escape(base) + r"\.tmp-(\d+)")  # a kill inside an earlier publish
     if os.path.isfile(model_path) and os.path.samefile(source, model_path):
         return
     tmp = f"{model_path}.tmp-{os.getpid()}"
@@ -268,6 +260,8 @@ class RunLock:
         if previous is not None:  # e.g. a notebook's fit that stopped with an exception
             previous.release()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:
+            return
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
