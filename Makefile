@@ -16,9 +16,10 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) trainers/demo.py --logdir=runs/demo
 
-# Test suite (CPU, generated data only; 16-17 min on a 2-core AVX2 CPU, 2026-11-30).
+# Test suite (CPU, generated data only), on every core with pytest-xdist: 5 min 54 s on the
+# 2-core AVX-512 machine, 2026-12-02 (10 min 53 s in one process).
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto tests
 
 clean:
 	rm -rf $(VENV) runs

@@ -102,10 +102,10 @@ def test_keras_round_trip_keeps_outputs_and_alpha(tmp_path):
 
 
 def test_loss_falls_on_a_fixed_batch():
-    model = _compiled(lr=2e-3)
+    model = _compiled(lr=3e-3)  # 120 steps (was 240 at 2e-3: the same assertion, half the time)
     data = _batch(mask=False)
     ds = tf.data.Dataset.from_tensors(data).repeat()
-    history = model.fit(ds, steps_per_epoch=20, epochs=12, verbose=0).history["loss"]
+    history = model.fit(ds, steps_per_epoch=15, epochs=8, verbose=0).history["loss"]
     assert np.all(np.isfinite(history))
     assert history[-1] < 0.5 * history[0], history
 
