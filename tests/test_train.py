@@ -281,6 +281,13 @@ def test_config_json_summaries_and_rerun(tmp_path):
     logdir = str(tmp_path / "run")
     model = training.train(cfg, dataset=cycle, steps=4, logdir=logdir, save_every=4,
                            summary_every=2, image_every=4, verbose=0)
+    # The label-free diagnostics of the final model on the fixed summary batch (lr 0: unchanged;
+    # computed now, before the training=True calls below move the BatchNorm statistics).
+    from keras_landmarks.evaluation import diagnostics
+
+    sample = {k: v for k, v in next(iter(cycle(batch_size=4, seed=cfg.seed).take(1))).items()
+              if k in ("image", "future_image", "mask")}
+    expected = diagnostics.diagnose(model, sample, seed=(4, 1))
     assert training.load_config(logdir) == cfg
     with open(os.path.join(logdir, "config.json")) as f:
         run = json.load(f)["run"]
@@ -296,6 +303,10 @@ def test_config_json_summaries_and_rerun(tmp_path):
     np.testing.assert_allclose(events["loss/total"][4], np.mean(losses[2:]), rtol=1e-4)
     np.testing.assert_allclose(events["loss/input"][4], np.mean(losses[2:]), rtol=1e-4)
     assert events["alpha/input"][4] == 1.0 and events["learning_rate"][4] == 0.0
+    got = {key: float(events[f"diagnostics/{key}"][4]) for key in ("equivariance_px", "collapsed", "at_border", "reliance")}
+    for key in got:
+        assert set(events[f"diagnostics/{key}"]) == {2, 4}
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-4)
     width, height, png = events["pairs"][4]
     image = tf.io.decode_png(png).numpy()
     assert (int(width), int(height)) == (4 * S, 4 * S) and image.shape == (4 * S, 4 * S, 3)

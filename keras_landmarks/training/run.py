@@ -235,9 +235,15 @@ def _summary(model, callbacks, start: int, steps: int, t0: float, max_minutes, l
         lines.append(f"Warning: stopped at step {end} < {steps}: more than {SKIP_ALLOWANCE} batches were "
                      "skipped by float16 loss scaling. Run the same command again to continue.")
     logs = next((c.last_logs for c in callbacks if isinstance(c, Progress)), {})
+    summaries = next((c for c in callbacks if isinstance(c, Summaries) and c.sample_fn), None)
     lines.append(f"Done: steps {start} -> {end} in {format_seconds(time.monotonic() - t0)}"
                  + ("; losses (mean of the last interval): "
                     + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()) if logs else ""))
+    if summaries is not None:  # label-free: is it learning? (README, "Is my run learning?")
+        from keras_landmarks.evaluation import diagnostics  # noqa: PLC0415
+
+        lines.append("  diagnostics: " + diagnostics.format_diagnostics(
+            diagnostics.diagnose(model, summaries.sample(), seed=(end, 1))))
     lines += [f"  images: {s.summary()}" for s in decode_stats]
     if logdir:
         lines.append(f"  model: {os.path.join(logdir, MODEL_FILE)}\n  config: "
@@ -264,7 +270,7 @@ def _pairs_maker(dataset, data_dir, cfg: LandmarkConfig, data_kwargs, decode_sta
     return make
 
 
-def _first_batch(make_pairs, cfg: LandmarkConfig, size: int = 4) -> dict:
+def _first_batch(make_pairs, cfg: LandmarkConfig, size: int = 16) -> dict:
     """A fixed batch for the image summaries, from a pipeline of its own: a second iterator
     over the training dataset would share (and advance) its shuffle state."""
     return next(iter(make_pairs(min(size, cfg.batch_size), cfg.seed).take(1)))

@@ -20,12 +20,15 @@ class Summaries(keras.callbacks.Callback):
 
     Scalars: ``loss/total`` and ``loss/<layer>`` (means over the steps since the previous
     summary; each term is ``loss_scale * e_l / alpha_l``), ``alpha/<layer>``
-    and ``learning_rate``. Images: ``pairs``, one row per example of a fixed batch:
-    source | target | reconstruction | target with the detected landmarks.
+    and ``learning_rate``; with a sample, the label-free ``diagnostics/...``
+    (``evaluation.diagnostics``: equivariance error in px and %, keypoint spread, collapsed
+    and border keypoints, renderer reliance) on that fixed batch. Images: ``pairs``, one row
+    per example of the first ``max_images`` of it: source | target | reconstruction | target
+    with the detected landmarks. ``last_diagnostics`` holds the latest values.
 
     Args:
       logdir: the event files' folder (``<run logdir>/tensorboard``).
-      sample_fn: returns a data-contract batch (called once, at the first image).
+      sample_fn: returns a data-contract batch (called once, when first needed).
     """
 
     def __init__(self, logdir: str, summary_every: int, image_every: int, sample_fn=None,
@@ -34,6 +37,24 @@ class Summaries(keras.callbacks.Callback):
         self.logdir, self.summary_every, self.image_every = logdir, summary_every, image_every
         self.sample_fn, self.max_images = sample_fn, max_images
         self._sample, self._writer = None, None
+        self.last_diagnostics: dict | None = None
+
+    def sample(self) -> dict:
+        """The fixed batch (``image``, ``future_image``[, ``mask``]) of the summaries."""
+        if self._sample is None:
+            batch = self.sample_fn()
+            self._sample = {k: v for k, v in batch.items() if k in ("image", "future_image", "mask")}
+        return self._sample
+
+    def write_diagnostics(self, step: int) -> dict:
+        from keras_landmarks.evaluation import diagnostics  # noqa: PLC0415
+
+        values = diagnostics.diagnose(self.model, self.sample(), seed=(step, 1))
+        for key in ("equivariance_px", "equivariance_percent", "mean_spread_px", "collapsed", "at_border",
+                    "reliance"):
+            write_scalar(f"diagnostics/{key}", float(values[key]), step)
+        self.last_diagnostics = values
+        return values
 
     def on_train_begin(self, logs=None):
         import tensorflow as tf  # noqa: PLC0415  (summaries are TF's file format)
@@ -63,18 +84,16 @@ class Summaries(keras.callbacks.Callback):
                     write_scalar(f"alpha/{name}", float(value), step)
                 lr = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
                 write_scalar("learning_rate", float(lr), step)
+                if self.sample_fn is not None:
+                    self.write_diagnostics(step)
         if self.sample_fn is not None and step % self.image_every == 0:
             self.write_images(step)
         self._last_step = step
 
     def write_images(self, step: int):
-        if self._sample is None:
-            batch = self.sample_fn()
-            self._sample = {k: v[: self.max_images] for k, v in batch.items()
-                            if k in ("image", "future_image")}
-        out = self.model(self._sample, training=False)
-        grid = image_grid(self._sample["image"], self._sample["future_image"],
-                          out["reconstruction"], out["keypoints"])
+        shown = {k: v[: self.max_images] for k, v in self.sample().items() if k in ("image", "future_image")}
+        out = self.model(shown, training=False)
+        grid = image_grid(shown["image"], shown["future_image"], out["reconstruction"], out["keypoints"])
         with self._writer.as_default(step=step):
             write_image("pairs", grid, step)
 
