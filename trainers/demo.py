@@ -1,16 +1,10 @@
 """The main job (``make demo``): learn toy-face landmarks, evaluate, export (keras_landmarks.cli.demo).
 
-Needs the package installed (``pip install -e .`` in the repository, or ``make demo`` / ``make test``,
-which do it); ``--help`` lists every flag.
+Needs the package installed (``pip install -e .``, or ``make demo`` / ``make test``, which do it);
+``--help`` lists every flag.
 """
 
-try:
-    from keras_landmarks.cli.demo import run
-except ModuleNotFoundError as err:  # not installed: say what to do instead of a traceback
-    if err.name not in ("keras_landmarks", "absl"):
-        raise
-    raise SystemExit(f"trainers/demo.py: error: {err.name} is not installed; run "
-                     "'pip install -e .' in the repository (or 'make test', which does)") from None
+from _launch import launch
 
 if __name__ == "__main__":
-    run()
+    launch("demo")

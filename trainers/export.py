@@ -1,16 +1,10 @@
 """Export a detector to SavedModel, TFLite and ONNX: ``landmarks-export`` (keras_landmarks.cli.export).
 
-Needs the package installed (``pip install -e .`` in the repository, or ``make demo`` / ``make test``,
-which do it); ``--help`` lists every flag.
+Needs the package installed (``pip install -e .``, or ``make demo`` / ``make test``, which do it);
+``--help`` lists every flag.
 """
 
-try:
-    from keras_landmarks.cli.export import run
-except ModuleNotFoundError as err:  # not installed: say what to do instead of a traceback
-    if err.name not in ("keras_landmarks", "absl"):
-        raise
-    raise SystemExit(f"trainers/export.py: error: {err.name} is not installed; run "
-                     "'pip install -e .' in the repository (or 'make test', which does)") from None
+from _launch import launch
 
 if __name__ == "__main__":
-    run()
+    launch("export")

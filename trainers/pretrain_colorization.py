@@ -1,16 +1,10 @@
 """Colorization pre-training of the perceptual VGG-19: ``landmarks-pretrain-colorization``.
 
-Needs the package installed (``pip install -e .`` in the repository, or ``make demo`` / ``make test``,
-which do it); ``--help`` lists every flag.
+Needs the package installed (``pip install -e .``, or ``make demo`` / ``make test``, which do it);
+``--help`` lists every flag.
 """
 
-try:
-    from keras_landmarks.cli.pretrain_colorization import run
-except ModuleNotFoundError as err:  # not installed: say what to do instead of a traceback
-    if err.name not in ("keras_landmarks", "absl"):
-        raise
-    raise SystemExit(f"trainers/pretrain_colorization.py: error: {err.name} is not installed; run "
-                     "'pip install -e .' in the repository (or 'make test', which does)") from None
+from _launch import launch
 
 if __name__ == "__main__":
-    run()
+    launch("pretrain_colorization")

@@ -1,16 +1,10 @@
 """Train a landmark detector: the same program as ``landmarks-train`` (keras_landmarks.cli.train).
 
-Needs the package installed (``pip install -e .`` in the repository, or ``make demo`` / ``make test``,
-which do it); ``--help`` lists every flag.
+Needs the package installed (``pip install -e .``, or ``make demo`` / ``make test``, which do it);
+``--help`` lists every flag.
 """
 
-try:
-    from keras_landmarks.cli.train import run
-except ModuleNotFoundError as err:  # not installed: say what to do instead of a traceback
-    if err.name not in ("keras_landmarks", "absl"):
-        raise
-    raise SystemExit(f"trainers/train.py: error: {err.name} is not installed; run "
-                     "'pip install -e .' in the repository (or 'make test', which does)") from None
+from _launch import launch
 
 if __name__ == "__main__":
-    run()
+    launch("train")
