@@ -7,6 +7,7 @@ whose name matches ``regex`` (its first group: the pid) and whose process is gon
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -38,9 +39,7 @@ def remove_stale(folder: str, pattern: str) -> list[str]:
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
-                except FileNotFoundError:
-                    pass
             removed.append(name)
     return removed

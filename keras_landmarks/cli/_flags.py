@@ -61,6 +61,15 @@ def define_run_flags(saved: str, max_minutes_note: str = "") -> None:
     flags.register_validator("max_minutes", lambda v: v is None or v > 0, message="must be > 0")
 
 
+def require_model(argv: list[str]) -> None:
+    """What the CLIs that read a saved model check first: no positional arguments, ``--model``
+    given (absl usage errors, exit 1)."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS.model:
+        raise app.UsageError("--model is required (a .keras file or a training logdir)")
+
+
 def fail(prog: str, message: str, status: int) -> None:
     """Print ``<prog>: error: <message>`` to stderr and exit with ``status``."""
     print(f"{prog}: error: {message}", file=sys.stderr)

@@ -16,9 +16,9 @@ import json
 import logging
 import os
 
-from absl import app, flags
+from absl import flags
 
-from keras_landmarks.cli._flags import DATASETS, check_data_dir, import_tensorflow, run_main
+from keras_landmarks.cli._flags import DATASETS, check_data_dir, import_tensorflow, require_model, run_main
 
 logger = logging.getLogger("keras_landmarks.diagnose")
 
@@ -33,10 +33,7 @@ flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, me
 
 
 def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.model:
-        raise app.UsageError("--model is required (a .keras file or a training logdir)")
+    require_model(argv)
     import_tensorflow()
     import keras  # noqa: PLC0415
 

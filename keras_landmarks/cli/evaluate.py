@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from keras_landmarks.cli._flags import check_mafl_dir, import_tensorflow, run_main
+from keras_landmarks.cli._flags import check_mafl_dir, import_tensorflow, require_model, run_main
 from keras_landmarks.data import ANNOTATED_SOURCES
 
 FLAGS = flags.FLAGS
@@ -58,10 +58,7 @@ def _check_folder_flags(values) -> bool:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.model:
-        raise app.UsageError("--model is required (a .keras file or a training logdir)")
+    require_model(argv)
     import_tensorflow()
     from keras_landmarks import evaluation  # noqa: PLC0415 (TensorFlow)
 

@@ -132,9 +132,6 @@ class DecodeStats:
         return (f"{self.name}: {self.decoded} images decoded, {self.skipped} unreadable files "
                 f"skipped ({self.attempts} attempts{passes})")
 
-    def log_summary(self) -> None:
-        (logger.warning if self.skipped else logger.info)(self.summary())
-
 
 def decode_rgb(data: bytes, min_side: int | None = None) -> tuple[np.ndarray, int]:
     """Decode image bytes to RGB.

@@ -38,13 +38,15 @@ def _keypoints(detector, images) -> np.ndarray:
     return keras.ops.convert_to_numpy(detector(images, training=False)["keypoints"]).astype(np.float64)
 
 
-def equivariance_error(detector, images, seed=(0, 0), params: WarpParams = TARGET_WARP) -> dict:
+def equivariance_error(detector, images, seed=(0, 0), params: WarpParams = TARGET_WARP,
+                       keypoints=None) -> dict:
     """Equivariance error of ``detector`` on ``images`` under random TPS warps.
 
     Args:
       detector: ``images [B, S, S, 3] float32 [0, 255] -> {"keypoints": [B, K, 2]}``.
       images: ``[B, S, S, 3]`` float32 RGB in ``[0, 255]``.
       seed: stateless seed ``[2]`` of the warps (``warps.random_tps_params``).
+      keypoints: the detector's ``[B, K, 2]`` normalised points on ``images``, if already known.
     Returns:
       ``{"equivariance_px": mean over images and keypoints of |s(p') - p| in pixels,
       "equivariance_percent": the same in % of the image side, "per_keypoint_px": [K]}``.
@@ -53,7 +55,8 @@ def equivariance_error(detector, images, seed=(0, 0), params: WarpParams = TARGE
     size = int(images.shape[1])
     weights, affine = warps.random_tps_params(tf.constant(seed, tf.int64), tf.shape(images)[0], params)
     warped = tps.warp_images(images, weights, affine)
-    original, moved = _keypoints(detector, images), _keypoints(detector, warped)
+    original = _keypoints(detector, images) if keypoints is None else np.asarray(keypoints, np.float64)
+    moved = _keypoints(detector, warped)
     mapped = tps.tps_transform_points(weights, affine, moved).numpy().astype(np.float64)
     dist = np.linalg.norm(mapped - original, axis=-1) * (size - 1) / 2.0  # [B, K] pixels
     return {"equivariance_px": float(dist.mean()), "equivariance_percent": float(100.0 * dist.mean() / size),
@@ -95,14 +98,16 @@ def reconstruction_loss(model, image, future_image, keypoints, mask=None) -> flo
     return float(keras.ops.convert_to_numpy(keras.ops.mean(per_example)))
 
 
-def renderer_reliance(model, batch: dict) -> dict:
+def renderer_reliance(model, batch: dict, keypoints=None) -> dict:
     """``{"loss_own", "loss_shuffled", "reliance": loss_shuffled / loss_own}`` on ``batch``
     (``{"image", "future_image"[, "mask"]}``, B >= 2): the shuffled loss gives each target
-    the keypoints of the next image in the batch."""
+    the keypoints of the next image in the batch. ``keypoints``: the detector's ``[B, K, 2]``
+    normalised points on ``future_image``, if already known."""
     image = tf.convert_to_tensor(batch["image"], tf.float32)
     future = tf.convert_to_tensor(batch["future_image"], tf.float32)
     mask = batch.get("mask")
-    own = model.detector(future, training=False)["keypoints"]
+    own = model.detector(future, training=False)["keypoints"] if keypoints is None else keypoints
+    own = tf.convert_to_tensor(own, tf.float32)
     loss_own = reconstruction_loss(model, image, future, own, mask)
     loss_shuffled = reconstruction_loss(model, image, future, tf.roll(own, 1, axis=0), mask)
     return {"loss_own": loss_own, "loss_shuffled": loss_shuffled, "reliance": loss_shuffled / max(loss_own, 1e-30)}
@@ -112,10 +117,10 @@ def diagnose(model, batch: dict, seed=(0, 0)) -> dict:
     """All three diagnostics of a ``LandmarkModel`` on one batch of training pairs; the
     equivariance and keypoint use are measured on the targets (``future_image``)."""
     future = tf.convert_to_tensor(batch["future_image"], tf.float32)
-    size = int(future.shape[1])
-    out = equivariance_error(model.detector, future, seed, model.config.target_warp)
-    out.update(keypoint_use(_keypoints(model.detector, future), size))
-    out.update(renderer_reliance(model, batch))
+    own = _keypoints(model.detector, future)  # [B, K, 2], detected once for all three
+    out = equivariance_error(model.detector, future, seed, model.config.target_warp, keypoints=own)
+    out.update(keypoint_use(own, int(future.shape[1])))
+    out.update(renderer_reliance(model, batch, keypoints=own))
     return out
 
 

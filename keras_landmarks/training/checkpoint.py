@@ -26,6 +26,7 @@ Fault injection (tests): ``fault_point(name)`` is called between every two steps
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -54,6 +55,7 @@ _GEN = re.compile(r"^gen-(\d{10})$")
 _fault_hook = [None]
 _fault_counts: dict[str, int] = {}
 _warned: set[str] = set()
+_verified: dict[str, tuple] = {}  # folder -> (file signature, manifest) of a verified generation
 
 
 class CorruptGeneration(ValueError):
@@ -93,6 +95,14 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _signature(folder: str):
+    """``(name, size, mtime_ns)`` of every file in ``folder``, or None if it cannot be listed."""
+    try:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)))
+    except OSError:
+        return None
+
+
 def _file_entry(path: str) -> dict:
     return {"bytes": os.path.getsize(path), "sha256": _sha256(path)}
 
@@ -113,7 +123,21 @@ class CheckpointStore:
 
     @staticmethod
     def verify(folder: str) -> dict:
-        """The manifest of ``folder`` after checking every file's size and SHA-256."""
+        """The manifest of ``folder`` after checking every file's size and SHA-256.
+
+        A folder already verified in this process whose files still have the same sizes and
+        modification times is not hashed again (a resume looks up its generation up to three
+        times: the data seed, the workers' agreement, the restore)."""
+        signature = _signature(folder)
+        if signature is not None and _verified.get(folder, (None,))[0] == signature:
+            return _verified[folder][1]
+        manifest = CheckpointStore._verify(folder)
+        if signature is not None:
+            _verified[folder] = (signature, manifest)
+        return manifest
+
+    @staticmethod
+    def _verify(folder: str) -> dict:
         try:
             with open(os.path.join(folder, MANIFEST)) as f:
                 manifest = json.load(f)
@@ -202,7 +226,7 @@ class CheckpointStore:
             shutil.rmtree(folder, ignore_errors=True)
         if gens:
             for name in (LEGACY_WEIGHTS, LEGACY_METADATA):
-                with _suppress_missing():
+                with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(self.backup_dir, name))
         self.remove_stale()
 
@@ -210,14 +234,6 @@ class CheckpointStore:
         """Remove ``.gen-*.tmp-<pid>`` folders whose process is gone (left by a kill) or is
         this one (left by an interrupted save)."""
         remove_stale(self.backup_dir, r"\.gen-\d{10}\.tmp-(\d+)")
-
-
-class _suppress_missing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        return kind is not None and issubclass(kind, FileNotFoundError)
 
 
 def publish(generation: str, model_path: str) -> None:
@@ -231,7 +247,7 @@ def publish(generation: str, model_path: str) -> None:
     if os.path.isfile(model_path) and os.path.samefile(source, model_path):
         return
     tmp = f"{model_path}.tmp-{os.getpid()}"
-    with _suppress_missing():
+    with contextlib.suppress(FileNotFoundError):
         os.remove(tmp)
     try:
         os.link(source, tmp)
