@@ -1,93 +1,184 @@
-r"""Landmark error against training steps and time for one recipe on the toy faces.
+r"""Landmark error against training steps and CPU time for one recipe, toy or real faces.
 
-Trains a ``LandmarkModel`` exactly as ``trainers/demo.py`` does (``training.build_model``,
-synthetic two-pose pairs, the official optimiser) and, every ``--eval_every`` steps,
-measures it with the demo's protocol (the regressor fitted on the same 2,000 annotated
-toy faces, the error on the same 500 held-out ones). Prints one row per evaluation, so
-recipes (image size, K, learning rate, loss) can be compared at equal steps *and* at
-equal training time: the way the demo's settings were chosen (BUILD.md, "The demo").
+Trains a ``LandmarkModel`` as the trainer does (``training.build_model``, the source's
+training pairs, the official optimiser) and, every ``--eval_every`` steps, measures it with
+the paper's protocol and the label-free diagnostics. Prints one row per evaluation, so
+recipes (image size, K, learning rate, loss, warps) can be compared at equal steps *and*
+at equal training time: the way the demo's and the ``real_faces`` preset's settings were
+chosen (BUILD.md, "Experiment log").
+
+* ``--dataset=synthetic``: the toy faces (regressor on 2,000 annotated ones, error on 500).
+* ``--dataset=folder --data_dir=D``: a folder with a ``landmarks.csv`` that has a ``split``
+  column (``annotated_folder``). Training sees the ``--train_split`` rows' images only,
+  without their labels; the regressor is fitted on the train split's labels and the
+  error measured on the test split (``../shared/data/ytfaces`` with
+  ``--points=le,re,n,lm,rm`` is the paper's 5-point protocol).
 
     .venv/bin/python bench/learning_curve.py --image_size=64 --num_landmarks=20 --steps=3000
-    .venv/bin/python bench/learning_curve.py --image_size=32 --steps=6000 --eval_every=1000
+    .venv/bin/python bench/learning_curve.py --dataset=folder --data_dir=../shared/data/ytfaces \
+        --points=le,re,n,lm,rm --preset=real_faces --max_minutes=60 --eval_every=1000
 
-Training time excludes the evaluations. The last line is
+Training time excludes the evaluations. ``--logdir`` saves the model at every evaluation
+(``<logdir>/model.keras``) and, run again, resumes from it (step and CPU time carried in
+``<logdir>/curve.json``), so one curve can be continued over several runs. The last line is
 ``error_percent=<last> steps=<n> train_s=<seconds> load=<1-min load average>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import tempfile
 import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
+import numpy as np
 
 from keras_landmarks import data, evaluation, preset, training
+from keras_landmarks.config import PRESETS, WarpParams
+from keras_landmarks.evaluation import diagnostics
 from keras_landmarks.evaluation import protocol as lm_eval
 
 
 class Curve(keras.callbacks.Callback):
-    """Evaluate at every epoch end and print a row; ``train_s`` excludes the evaluations."""
+    """Evaluate every ``every`` steps and print a row; ``train_s`` excludes the evaluations."""
 
-    def __init__(self, every: int, train_split, test_split):
+    def __init__(self, every, splits, probe, logdir=None, start=(0, 0.0), max_seconds=None):
         super().__init__()
-        self.every, self.train_split, self.test_split = every, train_split, test_split
-        self.train_s, self.report = 0.0, None
+        self.every, self.splits, self.probe, self.logdir = every, splits, probe, logdir
+        (self.step0, self.train_s), self.max_seconds = start, max_seconds
+        self.report, self.last_step = None, self.step0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         self.train_s += time.monotonic() - self.start
-        tr_det, tr_gt, _ = lm_eval.collect(self.model.detector, self.train_split)
-        te_det, te_gt, _ = lm_eval.collect(self.model.detector, self.test_split)
+        step = self.last_step = self.step0 + (epoch + 1) * self.every
+        (tr_det, tr_gt, _), (te_det, te_gt, _) = (lm_eval.collect(self.model.detector, s) for s in self.splits)
         self.report = r = lm_eval.evaluate_points(tr_det, tr_gt, te_det, te_gt)
-        print(f"{(epoch + 1) * self.every:>6} {self.train_s:>8.0f} {r['error_percent']:>8.2f} "
-              f"{r['baseline_error_percent']:>10.2f} {(logs or {}).get('loss', float('nan')):>10.4g}",
-              flush=True)
+        d = diagnostics.diagnose(self.model, self.probe)
+        loss = (logs or {}).get("loss", float("nan"))
+        print(f"{step:>6} {self.train_s:>8.0f} {r['error_percent']:>8.2f} {r['baseline_error_percent']:>10.2f} "
+              f"{d['equivariance_px']:>7.2f} {d['mean_spread_px']:>7.2f} {d['collapsed']:>4} "
+              f"{d['reliance']:>6.3f} {loss:>10.4g}", flush=True)
+        if self.logdir:
+            self.model.save(os.path.join(self.logdir, "model.keras"))
+            with open(os.path.join(self.logdir, "curve.json"), "w") as f:
+                json.dump({"step": step, "train_s": self.train_s}, f)
+        if not np.isfinite(loss):
+            print(f"loss is {loss} at step {step}: stopping")
+            self.model.stop_training = True
+        if self.max_seconds is not None and self.train_s >= self.max_seconds:
+            self.model.stop_training = True
 
 
-def main() -> None:
+def _train_folder(csv_dir: str, split: str) -> str:
+    """A temporary folder of links to the ``split`` rows' images (training sees no others)."""
+    import csv
+
+    out = tempfile.mkdtemp(prefix=f"curve_{split}_")
+    with open(os.path.join(csv_dir, "landmarks.csv"), newline="") as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            if row["split"] == split:
+                src = os.path.abspath(os.path.join(csv_dir, row["file"]))
+                os.symlink(src, os.path.join(out, f"{i:06d}{os.path.splitext(src)[1]}"))
+    return out
+
+
+def _args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--image_size", type=int, default=64)
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--num_landmarks", type=int, default=20)  # the demo's
-    p.add_argument("--perceptual", default="l2", help="l2, vgg19_random, vgg19:<file>, vgg19_imagenet")
-    p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--learning_rate", type=float, default=1e-3)
-    p.add_argument("--pairs", choices=["video", "tps"], default="video")
+    p.add_argument("--dataset", choices=["synthetic", "folder"], default="synthetic")
+    p.add_argument("--data_dir", help="folder: the annotated folder (landmarks.csv with a split column)")
+    p.add_argument("--points", help="folder: the CSV's point names, eyes first (le,re,n,lm,rm)")
+    p.add_argument("--train_split", default="train")
+    p.add_argument("--preset", help=f"start from a preset ({', '.join(sorted(PRESETS))}); flags override")
+    p.add_argument("--image_size", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--num_landmarks", type=int)
+    p.add_argument("--perceptual", help="l2, vgg19_random, vgg19:<file>, vgg19_imagenet")
+    p.add_argument("--batch_size", type=int)
+    p.add_argument("--learning_rate", type=float)
+    p.add_argument("--gaussian_sigma", type=float)
+    p.add_argument("--target_warp", help="a,b,rotation_deg,scale,translation of the target TPS")
+    p.add_argument("--source_warp", help="the same for the source TPS")
+    p.add_argument("--pairs", choices=["video", "tps"], default="video", help="synthetic only")
     p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--max_minutes", type=float, help="also stop after this much training time")
     p.add_argument("--eval_every", type=int, default=500)
-    p.add_argument("--num_train", type=int, default=2000)
-    p.add_argument("--num_test", type=int, default=500)
+    p.add_argument("--num_train", type=int, default=2000, help="synthetic only")
+    p.add_argument("--num_test", type=int, default=500, help="synthetic only")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--logdir", help="save at every evaluation; resume from it")
     a = p.parse_args()
     if a.steps % a.eval_every:
         p.error(f"--steps={a.steps} must be a multiple of --eval_every={a.eval_every}")
+    if a.dataset == "folder" and not (a.data_dir and a.points):
+        p.error("--dataset=folder needs --data_dir and --points")
+    return a
 
-    cfg = preset("synthetic", image_size=a.image_size, width=a.width, num_landmarks=a.num_landmarks,
-                 perceptual=a.perceptual, batch_size=a.batch_size, learning_rate=a.learning_rate,
-                 seed=a.seed)
+
+def _config(a):
+    name = a.preset or ("synthetic" if a.dataset == "synthetic" else "image_folder")
+    over = {k: getattr(a, k) for k in ("image_size", "width", "num_landmarks", "perceptual", "batch_size",
+                                       "learning_rate", "gaussian_sigma") if getattr(a, k) is not None}
+    if a.dataset == "synthetic" and a.preset is None:
+        over = {"width": 16, "num_landmarks": 20, "perceptual": "l2", "batch_size": 16, **over}  # the demo's
+    for key in ("target_warp", "source_warp"):
+        if getattr(a, key):
+            over[key] = WarpParams(*(float(v) for v in getattr(a, key).split(",")))
+    return preset(name, seed=a.seed, **over)
+
+
+def main() -> None:
+    a = _args()
+    cfg = _config(a)
     keras.utils.set_random_seed(cfg.seed)
-    model = training.build_model(cfg)
-    pairs = data.training_pairs("synthetic", image_size=cfg.image_size, batch_size=cfg.batch_size,
-                                seed=cfg.seed, mode=a.pairs)
-    train_split, test_split = evaluation.annotated_splits(
-        "synthetic", image_size=cfg.image_size, batch_size=250, num_train=a.num_train,
-        num_test=a.num_test)
+    start = (0, 0.0)
+    if a.logdir and os.path.exists(os.path.join(a.logdir, "curve.json")):
+        with open(os.path.join(a.logdir, "curve.json")) as f:
+            state = json.load(f)
+        start = (state["step"], state["train_s"])
+        model = keras.models.load_model(os.path.join(a.logdir, "model.keras"))
+        print(f"resuming {a.logdir} at step {start[0]} ({start[1]:.0f} s trained)")
+    else:
+        model = training.build_model(cfg)
+        if a.logdir:
+            os.makedirs(a.logdir, exist_ok=True)
+    warps = {"target_warp": cfg.target_warp, "source_warp": cfg.source_warp}
+    size = {"image_size": cfg.image_size, "batch_size": cfg.batch_size, "seed": cfg.seed + start[0]}
+    if a.dataset == "synthetic":
+        pairs = data.training_pairs("synthetic", mode=a.pairs, **size)
+        splits = evaluation.annotated_splits("synthetic", image_size=cfg.image_size, batch_size=250,
+                                             num_train=a.num_train, num_test=a.num_test)
+        where = "toy faces"
+    else:
+        pairs = data.training_pairs("image_folder", data_dir=_train_folder(a.data_dir, a.train_split),
+                                    **size, **warps)
+        splits = evaluation.annotated_splits("folder", image_size=cfg.image_size, batch_size=250,
+                                             data_dir=a.data_dir, points=tuple(a.points.split(",")))
+        where = f"{a.data_dir} ({a.train_split} images)"
+    probe = next(iter(pairs.take(1)))
+    probe = {k: v[:16] for k, v in probe.items()}
 
-    print(f"toy faces {cfg.image_size}px, K={cfg.num_landmarks}, width {cfg.width}, "
-          f"{cfg.perceptual}, batch {cfg.batch_size}, lr {cfg.learning_rate:g}, {a.pairs} pairs; "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    print(f"{'step':>6} {'train_s':>8} {'error %':>8} {'baseline %':>10} {'loss':>10}")
+    print(f"{where} {cfg.image_size}px, K={cfg.num_landmarks}, width {cfg.width}, {cfg.perceptual}, "
+          f"batch {cfg.batch_size}, lr {cfg.learning_rate:g}, sigma {cfg.gaussian_sigma:g}, "
+          f"target warp {tuple(vars(cfg.target_warp).values())}, source warp "
+          f"{tuple(vars(cfg.source_warp).values())}; {len(os.sched_getaffinity(0))} CPUs, "
+          f"load {os.getloadavg()[0]:.1f}")
+    print(f"{'step':>6} {'train_s':>8} {'error %':>8} {'baseline %':>10} {'equi_px':>7} {'spread':>7} "
+          f"{'coll':>4} {'relian':>6} {'loss':>10}")
     # One fit over all the steps (one data stream, as in training.train), evaluated at each
     # epoch end; the evaluation's time is left out of the training time.
-    curve = Curve(a.eval_every, train_split, test_split)
-    model.fit(pairs, steps_per_epoch=a.eval_every, epochs=a.steps // a.eval_every,
-              callbacks=[curve], shuffle=False, verbose=0)
-    report, train_s = curve.report, curve.train_s
-    print(f"error_percent={report['error_percent']:.2f} steps={a.steps} train_s={train_s:.0f} "
+    max_s = None if a.max_minutes is None else 60.0 * a.max_minutes
+    curve = Curve(a.eval_every, splits, probe, a.logdir, start, max_s)
+    todo = max(0, a.steps - start[0])
+    model.fit(pairs, steps_per_epoch=a.eval_every, epochs=todo // a.eval_every, callbacks=[curve],
+              shuffle=False, verbose=0)
+    report = curve.report or {"error_percent": float("nan")}
+    print(f"error_percent={report['error_percent']:.2f} steps={curve.last_step} train_s={curve.train_s:.0f} "
           f"load={os.getloadavg()[0]:.2f}")
 
 

@@ -50,7 +50,8 @@ class LandmarkConfig:
       heatmap_size: side of the score maps and Gaussian maps (16: the encoder's output).
       gaussian_sigma: sigma of the rendered keypoint maps, normalised units (0.1).
       gaussian_mode: ``"rot"`` ``exp(-d^2/s^2)`` (official) or ``"paper"`` ``exp(-d^2/(2 s^2))``.
-      perceptual: ``"vgg19_imagenet"``, ``"vgg19_random"``, ``"vgg19:<weights file>"`` or ``"l2"``.
+      perceptual: ``"vgg19_imagenet"``, ``"vgg19_random"``, ``"vgg19:<weights file>"``, ``"l2"``
+        (pixels) or ``"l2_grad"`` (pixels and their x/y differences, equally weighted).
       alpha_init: initial EMA normalisers, one per ``PERCEPTUAL_LAYERS`` entry.
       alpha_decay: EMA decay rho of the normalisers (0.99).
       loss_scale: constant factor on the summed loss (official 1000).
@@ -104,10 +105,10 @@ class LandmarkConfig:
                 f"alpha_init needs {len(PERCEPTUAL_LAYERS)} values, got {len(self.alpha_init)}"
             )
         kind = self.perceptual.split(":", 1)[0]
-        if kind not in ("vgg19_imagenet", "vgg19_random", "vgg19", "l2"):
+        if kind not in ("vgg19_imagenet", "vgg19_random", "vgg19", "l2", "l2_grad"):
             raise ValueError(
-                "perceptual must be 'vgg19_imagenet', 'vgg19_random', 'vgg19:<weights file>' "
-                f"or 'l2', got {self.perceptual!r}"
+                "perceptual must be 'vgg19_imagenet', 'vgg19_random', 'vgg19:<weights file>', "
+                f"'l2' or 'l2_grad', got {self.perceptual!r}"
             )
         if kind == "vgg19" and not self.perceptual[len("vgg19:"):]:
             raise ValueError("perceptual='vgg19:<weights file>' needs a file path after 'vgg19:'")

@@ -119,3 +119,34 @@ def test_random_vgg_is_reproducible_from_the_seed():
     fa, fb, fc = (keras.ops.convert_to_numpy(m(x)["block2_conv2"]) for m in (a, b, c))
     np.testing.assert_array_equal(fa, fb)
     assert not np.allclose(fa, fc)
+
+
+def test_l2_grad_adds_the_masked_error_of_forward_differences():
+    cfg = LandmarkConfig(image_size=S, perceptual="l2_grad")
+    assert perceptual.loss_layers(cfg) == ("input", "gradients")
+    assert perceptual.build_feature_extractor(cfg) is None
+    target, pred = _images(5), _images(6)
+    mask = np.ones((2, S, S, 1), "float32")
+    mask[:, :, :5] = 0.0
+    err = perceptual.per_example_errors(perceptual.features(None, target), perceptual.features(None, pred),
+                                        mask, perceptual.loss_layers(cfg))
+    d = target.astype(np.float64) - pred
+    want_pixels = (mask * d**2).mean(axis=(1, 2, 3))
+    dx = np.zeros_like(d)
+    dy = np.zeros_like(d)
+    dx[:, :, :-1] = d[:, :, 1:] - d[:, :, :-1]
+    dy[:, :-1] = d[:, 1:] - d[:, :-1]
+    want_grad = (mask * np.concatenate([dx, dy], -1) ** 2).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(err[0].numpy(), want_pixels, rtol=1e-5)
+    np.testing.assert_allclose(err[1].numpy(), want_grad, rtol=1e-5)
+    # A constant offset between target and prediction has zero gradient error.
+    shifted = perceptual.per_example_errors(perceptual.features(None, target), perceptual.features(None, target + 7.0),
+                                            mask, ("gradients",))
+    np.testing.assert_allclose(shifted[0].numpy(), 0.0, atol=1e-6)
+
+
+def test_pixel_losses_are_not_normalised():
+    from keras_landmarks.losses import normalizer
+
+    assert normalizer.initial_alpha("l2_grad", (9.0,) * 6) == (1.0, 1.0)
+    assert normalizer.decay("l2_grad", 0.99) == 1.0 and normalizer.decay("vgg19_random", 0.99) == 0.99

@@ -49,7 +49,8 @@ flags.DEFINE_float("learning_rate", _DEFAULT.learning_rate, "Adam's initial lear
 flags.DEFINE_float("lr_decay_rate", _DEFAULT.lr_decay_rate, "Learning-rate factor every --lr_decay_steps (staircase).")
 flags.DEFINE_integer("lr_decay_steps", _DEFAULT.lr_decay_steps, "Steps between learning-rate decays.")
 flags.DEFINE_string("perceptual", _DEFAULT.perceptual, "Reconstruction loss: vgg19_imagenet, "
-                    "vgg19:<weights .h5>, vgg19_random or l2 (pixels).")
+                    "vgg19:<weights .h5>, vgg19_random, l2 (pixels) or l2_grad (pixels and their "
+                    "x/y differences).")
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialisation and data.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker", "tpu"],
                   "Distribution: auto = all GPUs when there are several; multi_worker reads "
@@ -77,7 +78,7 @@ def _check_perceptual(value):
     kind, _, path = value.partition(":")
     if value not in PERCEPTUAL_CHOICES and kind != "vgg19":
         raise flags.ValidationError(
-            f"--perceptual={value}: use vgg19_imagenet, vgg19:<weights .h5>, vgg19_random or l2")
+            f"--perceptual={value}: use vgg19_imagenet, vgg19:<weights .h5>, vgg19_random, l2 or l2_grad")
     if kind == "vgg19" and not os.path.isfile(os.path.expanduser(path)):
         raise flags.ValidationError(f"--perceptual={value}: no such weights file {path!r}")
     return True

@@ -15,4 +15,6 @@ OFFICIAL_ALPHA_INIT = (100.0, 1.6, 2.3, 1.8, 2.8, 100.0)
 # EMA decay rho of the official code.
 OFFICIAL_ALPHA_DECAY = 0.99
 # LandmarkConfig.perceptual values: "vgg19:<weights file>" is the fourth kind.
-PERCEPTUAL_CHOICES = ("vgg19_imagenet", "vgg19_random", "l2")
+PERCEPTUAL_CHOICES = ("vgg19_imagenet", "vgg19_random", "l2", "l2_grad")
+# The pixel losses (no VGG) and their terms: the image, and its finite differences.
+PIXEL_LOSSES = {"l2": ("input",), "l2_grad": ("input", "gradients")}

@@ -6,8 +6,8 @@ For loss terms ``l`` (VGG taps, or the pixels alone) with per-example errors ``e
     loss[b]  = loss_scale * sum_l e_l[b] / alpha_l            (alpha a constant for the gradient)
 
 so after ``n`` updates with constant batch means ``e``, ``alpha = rho^n alpha_0 + (1 - rho^n) e``
-(a geometric sum; ``tests/test_model.py`` checks it). Pixel L2 alone is not normalised
-(``alpha = 1``, ``rho = 1``). Pure ``keras.ops`` math: ``LandmarkModel`` owns the ``alpha``
+(a geometric sum; ``tests/test_model.py`` checks it). The pixel losses (``l2``,
+``l2_grad``) are not normalised (``alpha = 1``, ``rho = 1``). Pure ``keras.ops`` math: ``LandmarkModel`` owns the ``alpha``
 variable and calls these.
 """
 
@@ -15,17 +15,17 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_landmarks.losses.defaults import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT  # noqa: F401 (re-exported)
+from keras_landmarks.losses.defaults import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PIXEL_LOSSES  # noqa: F401 (re-exported)
 
 
 def uses_ema(perceptual: str) -> bool:
     """Whether loss ``perceptual`` (a ``LandmarkConfig.perceptual`` value) is EMA-normalised."""
-    return perceptual != "l2"
+    return perceptual not in PIXEL_LOSSES
 
 
 def initial_alpha(perceptual: str, alpha_init) -> tuple[float, ...]:
-    """Starting ``alpha``: ``alpha_init`` for a VGG loss, ``(1.0,)`` for pixel L2."""
-    return tuple(alpha_init) if uses_ema(perceptual) else (1.0,)
+    """Starting ``alpha``: ``alpha_init`` for a VGG loss, ones for the pixel losses."""
+    return tuple(alpha_init) if uses_ema(perceptual) else (1.0,) * len(PIXEL_LOSSES[perceptual])
 
 
 def decay(perceptual: str, alpha_decay: float) -> float:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import keras
 from keras import ops
 
-from keras_landmarks.losses.defaults import PERCEPTUAL_LAYERS
+from keras_landmarks.losses.defaults import PERCEPTUAL_LAYERS, PIXEL_LOSSES
 
 if TYPE_CHECKING:
     from keras_landmarks.config import LandmarkConfig
@@ -36,8 +36,8 @@ class VGGPreprocess(keras.layers.Layer):
 
 
 def loss_layers(cfg: LandmarkConfig) -> tuple[str, ...]:
-    """Names of the loss terms: the 6 VGG taps, or just ``("input",)`` for pixel L2."""
-    return ("input",) if cfg.perceptual == "l2" else PERCEPTUAL_LAYERS
+    """Names of the loss terms: the 6 VGG taps, or the pixel loss's (``PIXEL_LOSSES``)."""
+    return PIXEL_LOSSES.get(cfg.perceptual, PERCEPTUAL_LAYERS)
 
 
 def imagenet_weights_path() -> str:
@@ -47,7 +47,7 @@ def imagenet_weights_path() -> str:
 
 
 def build_feature_extractor(cfg: LandmarkConfig, weights: str | None = "from_config"):
-    """Frozen VGG-19 extractor, or ``None`` for ``perceptual="l2"``.
+    """Frozen VGG-19 extractor, or ``None`` for the pixel losses (``"l2"``, ``"l2_grad"``).
 
     Input ``[B, S, S, 3]`` float32 RGB in ``[0, 255]``; output a dict
     ``{"block1_conv2": [B, S, S, 64], ..., "block5_conv2": [B, S/16, S/16, 512]}``.
@@ -60,7 +60,7 @@ def build_feature_extractor(cfg: LandmarkConfig, weights: str | None = "from_con
         ``vgg19:<file>`` that does not exist; the message says what to do.
       ValueError: a ``vgg19:<file>`` that is not a VGG-19 (include_top=False) weights file.
     """
-    if cfg.perceptual == "l2":
+    if cfg.perceptual in PIXEL_LOSSES:
         return None
     if weights == "from_config":
         weights = _resolve_weights(cfg.perceptual)
@@ -101,10 +101,23 @@ def per_example_errors(target_features: dict, predicted_features: dict, mask, la
     """
     errors = []
     for name in layers:
-        t, p = target_features[name], predicted_features[name]
+        if name == "gradients":
+            t, p = (image_gradients(f["input"]) for f in (target_features, predicted_features))
+        else:
+            t, p = target_features[name], predicted_features[name]
         m = _resize_mask(ops.cast(mask, "float32"), t.shape[1], t.shape[2])
         errors.append(ops.mean(m * ops.square(t - p), axis=(1, 2, 3)))
     return errors
+
+
+def image_gradients(images):
+    """``[B, H, W, 2C]``: forward differences along x then y (``x[i+1] - x[i]``), zero in
+    the last column / row; ``[B, H, W, C]`` float input. The ``"gradients"`` loss term."""
+    dx = images[:, :, 1:] - images[:, :, :-1]
+    dy = images[:, 1:] - images[:, :-1]
+    dx = ops.pad(dx, ((0, 0), (0, 0), (0, 1), (0, 0)))
+    dy = ops.pad(dy, ((0, 0), (0, 1), (0, 0), (0, 0)))
+    return ops.concatenate([dx, dy], axis=-1)
 
 
 def _resize_mask(mask, height: int, width: int):
