@@ -29,7 +29,6 @@ import threading
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from keras_landmarks import exit_guard
 from keras_landmarks.data.headers import (NotAnImageFile, header_size, jpeg_size, read_image_file,  # noqa: F401
@@ -241,6 +240,8 @@ def tf_load_crop_resize(path, size: int, stats: DecodeStats) -> dict:
             return np.zeros((size, size, 3), np.uint8), np.zeros(4, np.float32), False
         return out[0], out[1], True
 
+    import tensorflow as tf  # noqa: PLC0415 (the tf.data ops only; the NumPy path needs no TF)
+
     image, affine, ok = tf.numpy_function(load, [path], (tf.uint8, tf.float32, tf.bool), stateful=False)
     image.set_shape([size, size, 3])
     affine.set_shape([4])
@@ -281,6 +282,8 @@ def tf_load_batch(paths, size: int, stats: DecodeStats) -> dict:
       of the ``m <= n`` readable files, in order (``m`` may be 0). ``Dataset.rebatch``
       turns a stream of these into full batches.
     """
+    import tensorflow as tf  # noqa: PLC0415
+
     images, affine, index = tf.numpy_function(
         lambda p: load_batch(p, size, stats), [paths], (tf.uint8, tf.float32, tf.int32), stateful=False)
     images.set_shape([None, size, size, 3])

@@ -1,9 +1,26 @@
-"""Training pairs (PAPER.md "Training pairs"): thin-plate-spline math (``tps``), seeded random
-warps with their border mask (``warps``), and the OpenCV sampling kernel for CPU pipelines
-(``cv2_sampler``, imported only when ``sampler="cv2"`` asks for it). Imports run one way:
-``warps -> cv2_sampler``, ``warps -> tps``."""
+"""Training pairs (PAPER.md "Training pairs"): thin-plate-spline math (``tps``; its constant
+matrices in ``tps_basis``), seeded random warps with their border mask (``warps``), the
+OpenCV sampling kernel for CPU pipelines (``cv2_sampler``) and the same warps in NumPy
+without TensorFlow (``numpy_warps``, for the JAX and PyTorch data path). Imports run one
+way: ``warps -> cv2_sampler``, ``warps -> tps -> tps_basis``, ``numpy_warps -> tps_basis``.
+Submodules load on first use, so the NumPy path never imports TensorFlow."""
 
-from keras_landmarks.pairs import tps, warps
-from keras_landmarks.pairs.warps import warp_frame_pairs, warp_pairs
+from __future__ import annotations
 
-__all__ = ["tps", "warps", "warp_frame_pairs", "warp_pairs"]
+import importlib
+
+_SUBMODULES = ("cv2_sampler", "numpy_warps", "tps", "tps_basis", "warps")
+_EXPORTS = {"warp_pairs": "warps", "warp_frame_pairs": "warps"}
+
+__all__ = ["tps", "warps", "numpy_warps", "warp_frame_pairs", "warp_pairs"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

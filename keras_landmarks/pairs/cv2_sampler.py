@@ -37,7 +37,6 @@ import threading
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from keras_landmarks import exit_guard
 
@@ -258,8 +257,10 @@ def warp_pair_batch(images, displacement, mask, future_images=None) -> list[np.n
     return _OUTPUTS.give(outputs)
 
 
-def _as_input(images) -> tf.Tensor:
+def _as_input(images):
     """uint8 and float32 pass as they are (no TF cast op); anything else becomes float32."""
+    import tensorflow as tf  # noqa: PLC0415 (the graph side only: numpy_warps needs no TF)
+
     images = tf.convert_to_tensor(images)
     return images if images.dtype in (tf.uint8, tf.float32) else tf.cast(images, tf.float32)
 
@@ -276,6 +277,8 @@ def warp_pairs_graph(images, future_images, displacement, mask) -> dict:
     Returns:
       The ``warps.warp_pairs`` dict, float32, static shapes.
     """
+    import tensorflow as tf  # noqa: PLC0415
+
     images = _as_input(images)
     shape = images.shape
     inputs = [images]

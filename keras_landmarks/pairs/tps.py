@@ -21,7 +21,6 @@ smooth, so ``m = 33`` is off by at most 0.084 px at 128 px (``warps.py`` has the
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -29,44 +28,16 @@ import tensorflow as tf
 
 from keras_landmarks.config import WarpParams
 
-_IDENTITY_AFFINE = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
-
-
-def control_grid(n: int = 10) -> np.ndarray:
-    """``[n*n, 2]`` float64 control points ``(x, y)`` on ``linspace(-1, 1, n)``; x varies fastest."""
-    if n < 2:
-        raise ValueError(f"control_grid needs n >= 2, got {n}")
-    xx, yy = np.meshgrid(np.linspace(-1.0, 1.0, n), np.linspace(-1.0, 1.0, n))
-    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+from keras_landmarks.pairs.tps_basis import IDENTITY_AFFINE as _IDENTITY_AFFINE
+from keras_landmarks.pairs.tps_basis import control_grid, fit_matrix as _fit_matrix, numpy_kernel
+from keras_landmarks.pairs.tps_basis import grid_shape as _grid_shape, pixel_basis as _pixel_basis
 
 
 def tps_kernel(r2):
     """TPS radial basis ``U(r2) = r2 * log(r2)`` of squared distances, ``U(0) = 0`` (numpy or TF)."""
     if isinstance(r2, np.ndarray):
-        return r2 * np.log(np.maximum(r2, 1e-30))
+        return numpy_kernel(r2)
     return r2 * tf.math.log(tf.maximum(r2, 1e-30))
-
-
-@functools.lru_cache(maxsize=16)
-def _pixel_basis(height: int, width: int, n: int) -> np.ndarray:
-    """``[H*W, n*n + 3]`` float32: ``[U(|p - c_i|^2)..., 1, x, y]`` for every pixel ``p``."""
-    xx, yy = np.meshgrid(np.linspace(-1.0, 1.0, width), np.linspace(-1.0, 1.0, height))
-    pts = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    r2 = ((pts[:, None, :] - control_grid(n)[None]) ** 2).sum(-1)
-    return np.concatenate([tps_kernel(r2), np.ones((len(pts), 1)), pts], 1).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=4)
-def _fit_matrix(n: int) -> np.ndarray:
-    """``[n*n + 3, n*n]`` float32: maps control-point targets to ``[weights; affine]``."""
-    c = control_grid(n)
-    m = len(c)
-    p = np.concatenate([np.ones((m, 1)), c], axis=1)
-    system = np.zeros((m + 3, m + 3))
-    system[:m, :m] = tps_kernel(((c[:, None] - c[None]) ** 2).sum(-1))
-    system[:m, m:] = p
-    system[m:, :m] = p.T
-    return np.linalg.inv(system)[:, :m].astype(np.float32)
 
 
 def _float(x) -> tf.Tensor:
@@ -120,15 +91,6 @@ def tps_transform_points(weights, affine, points):
     r2 = tf.reduce_sum(tf.square(points[:, :, None, :] - c[None, None]), axis=-1)
     ones = tf.ones_like(points[..., :1])
     return tf.matmul(tps_kernel(r2), weights) + tf.matmul(tf.concat([ones, points], -1), affine)
-
-
-def _grid_shape(height: int, width: int, coarse_grid: int | None) -> tuple[int, int]:
-    """Nodes ``(m_h, m_w)`` the spline is evaluated at: every pixel, or ``coarse_grid`` per axis."""
-    if coarse_grid is None:
-        return height, width
-    if int(coarse_grid) < 2:
-        raise ValueError(f"coarse_grid must be None or >= 2, got {coarse_grid}")
-    return min(int(coarse_grid), height), min(int(coarse_grid), width)
 
 
 def _node_displacement(weights, affine, height, width, coarse_grid, scale):

@@ -34,13 +34,12 @@ Samplers and grids (``warp_pairs(sampler=, coarse_grid=)``; numbers from ``bench
 """
 from __future__ import annotations
 
-import functools
 import math
 
-import numpy as np
 import tensorflow as tf
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+from keras_landmarks.pairs.numpy_warps import border_mask
 from keras_landmarks.pairs.tps import _float, _static_hw, pixel_displacement, tps_warp_grid, warp_images
 
 SAMPLERS = ("tf", "cv2")
@@ -95,29 +94,6 @@ def random_tps_params(seed, batch, params: WarpParams, n: int = 10):
 def random_warp_grids(seed, batch, height: int, width: int, params: WarpParams, coarse_grid: int | None = None):
     """``[batch, height, width, 2]`` sampling grids (normalised ``(x, y)``) of random warps."""
     return tps_warp_grid(*random_tps_params(seed, batch, params), height, width, coarse_grid)
-
-
-@functools.lru_cache(maxsize=16)
-def border_mask(height: int, width: int) -> np.ndarray:
-    """Smooth loss mask ``[height, width, 1]`` float32 in ``[0, 1]``: zeros at the border.
-
-    Official profile on a 128 image: 10 px of zeros, a 20 px ramp
-    ``0.5 + 0.5 * tanh(linspace(-1, 1, 20) / 0.4)`` up to ones, mirrored at the far side.
-    Both widths scale with ``min(height, width) / 128`` (rounded, ramp >= 1 px).
-    """
-    side = min(height, width)
-    margin, ramp = round(10 * side / 128), max(1, round(20 * side / 128))
-    if side < 2 * (margin + ramp):
-        raise ValueError(f"border_mask: image {height}x{width} is too small for its ramps")
-    up = 0.5 + 0.5 * np.tanh(np.linspace(-1.0, 1.0, ramp) / 0.4)
-
-    def strip(size: int) -> np.ndarray:
-        mid = np.ones(size - 2 * (margin + ramp))
-        return np.concatenate([np.zeros(margin), up, mid, up[::-1], np.zeros(margin)])
-
-    mask = (strip(height)[:, None] * strip(width)[None, :])[..., None].astype(np.float32)
-    mask.setflags(write=False)  # cached: callers share one array
-    return mask
 
 
 def warp_frame_pairs(images, future_images, seed, target_warp=TARGET_WARP, source_warp=SOURCE_WARP, *,
