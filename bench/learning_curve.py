@@ -77,9 +77,12 @@ class Curve(keras.callbacks.Callback):
 
 def _train_folder(csv_dir: str, split: str) -> str:
     """A temporary folder of links to the ``split`` rows' images (training sees no others)."""
+    import atexit
     import csv
+    import shutil
 
     out = tempfile.mkdtemp(prefix=f"curve_{split}_")
+    atexit.register(shutil.rmtree, out, True)  # the links only; the images stay
     with open(os.path.join(csv_dir, "landmarks.csv"), newline="") as f:
         for i, row in enumerate(csv.DictReader(f)):
             if row["split"] == split:
