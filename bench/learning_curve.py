@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -38,6 +37,7 @@ import numpy as np
 
 from keras_landmarks import data, evaluation, preset, training
 from keras_landmarks.config import PRESETS, WarpParams
+from keras_landmarks.data import landmarks_csv
 from keras_landmarks.evaluation import diagnostics
 from keras_landmarks.evaluation import protocol as lm_eval
 
@@ -73,22 +73,6 @@ class Curve(keras.callbacks.Callback):
             self.model.stop_training = True
         if self.max_seconds is not None and self.train_s >= self.max_seconds:
             self.model.stop_training = True
-
-
-def _train_folder(csv_dir: str, split: str) -> str:
-    """A temporary folder of links to the ``split`` rows' images (training sees no others)."""
-    import atexit
-    import csv
-    import shutil
-
-    out = tempfile.mkdtemp(prefix=f"curve_{split}_")
-    atexit.register(shutil.rmtree, out, True)  # the links only; the images stay
-    with open(os.path.join(csv_dir, "landmarks.csv"), newline="") as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            if row["split"] == split:
-                src = os.path.abspath(os.path.join(csv_dir, row["file"]))
-                os.symlink(src, os.path.join(out, f"{i:06d}{os.path.splitext(src)[1]}"))
-    return out
 
 
 def _args():
@@ -158,7 +142,7 @@ def main() -> None:
                                              num_train=a.num_train, num_test=a.num_test)
         where = "toy faces"
     else:
-        pairs = data.training_pairs("image_folder", data_dir=_train_folder(a.data_dir, a.train_split),
+        pairs = data.training_pairs("image_folder", data_dir=landmarks_csv.split_folder(a.data_dir, a.train_split),
                                     **size, **warps)
         splits = evaluation.annotated_splits("folder", image_size=cfg.image_size, batch_size=250,
                                              data_dir=a.data_dir, points=tuple(a.points.split(",")))

@@ -1,15 +1,19 @@
 r"""Train-step throughput against the analytic FLOPs and this machine's conv throughput.
 
     python bench/train_step.py --size 64 --batch 8 --steps 20
-    python bench/train_step.py --size 128 --batch 4 --steps 10 --jit_compile
+    python bench/train_step.py --size 128 --batch 4 --steps 10 --jit_compile=on
+    python bench/train_step.py --backend=tensorflow,jax,torch --jit_compile=off,on \
+        --size 64 --batch 32 --width 16 --perceptual l2          # one row per backend and jit
 
-Times ``LandmarkModel``'s compiled train step on a cached batch (no input pipeline), after
-warm-up, and reports the median samples/s. FLOPs are counted from the layer shapes: each
+Times ``LandmarkModel``'s compiled train step (``train_on_batch``, the same call on every
+Keras backend) on a fixed NumPy batch (no input pipeline), after warm-up, and reports the
+median samples/s. FLOPs are counted from the layer shapes: each
 conv costs ``2 * H_out * W_out * k * k * C_in * C_out`` per sample forward; the trained
 networks cost 3x forward (forward, input-gradient, weight-gradient); the frozen VGG costs
 1x on the target (no backward) and 2x on the reconstruction (forward + input gradient).
-The peak is the best of a few large convs timed in TensorFlow. The last line is
-machine-readable.
+The peak is the best of a few large convs timed on the same backend (``keras.ops.conv``).
+A single row's last line is machine-readable; a comma list of backends or jit settings
+runs one subprocess per row and prints one table.
 """
 
 from __future__ import annotations
@@ -17,18 +21,22 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_landmarks import LandmarkConfig, LandmarkModel
+BACKENDS = ("tensorflow", "jax", "torch")
+HEADER = ("| backend | jit_compile | size | batch | width | perceptual | samples/s | GFLOP/sample (VGG) "
+          "| GFLOP/s | peak conv GFLOP/s | ratio |")
 
 
-def conv_flops(model: keras.Model) -> float:
+def conv_flops(model) -> float:
     """Forward FLOPs per sample of every Conv2D inside ``model`` (nested models included)."""
+    import keras  # noqa: PLC0415 (after --backend set KERAS_BACKEND)
+
     total = 0.0
     for layer in _walk(model):
         if isinstance(layer, keras.layers.Conv2D):
@@ -40,6 +48,8 @@ def conv_flops(model: keras.Model) -> float:
 
 
 def _walk(model):
+    import keras  # noqa: PLC0415
+
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from _walk(layer)
@@ -47,7 +57,7 @@ def _walk(model):
             yield layer
 
 
-def train_step_flops(model: LandmarkModel) -> tuple[float, float]:
+def train_step_flops(model) -> tuple[float, float]:
     """``(total, vgg)`` FLOPs per sample of one train step."""
     trained = sum(conv_flops(m) for m in (model.detector, model.appearance_encoder, model.renderer))
     vgg = conv_flops(model.feature_extractor) if model.feature_extractor is not None else 0.0
@@ -55,25 +65,32 @@ def train_step_flops(model: LandmarkModel) -> tuple[float, float]:
 
 
 def peak_conv_gflops(repeats: int = 5) -> float:
-    """Best GFLOP/s of a few large 3x3 convs (the machine's practical conv ceiling)."""
+    """Best GFLOP/s of a few large 3x3 convs on the backend (``keras.ops.conv``, one op per
+    call: the machine's practical conv ceiling)."""
+    import keras  # noqa: PLC0415
+
     best = 0.0
+    rng = np.random.default_rng(0)
     for batch, size, ch in ((8, 64, 128), (4, 32, 256), (16, 128, 64)):
-        x = tf.random.normal((batch, size, size, ch))
-        k = tf.random.normal((3, 3, ch, ch))
-        conv = tf.function(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"))
-        conv(x, k).numpy()
+        x = keras.ops.convert_to_tensor(rng.normal(size=(batch, size, size, ch)).astype("float32"))
+        k = keras.ops.convert_to_tensor(rng.normal(size=(3, 3, ch, ch)).astype("float32"))
+        keras.ops.convert_to_numpy(keras.ops.conv(x, k, padding="same"))
         flops = 2.0 * batch * size * size * 9 * ch * ch
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            conv(x, k).numpy()
+            keras.ops.convert_to_numpy(keras.ops.conv(x, k, padding="same"))
             times.append(time.perf_counter() - t)
         best = max(best, flops / min(times) / 1e9)
     return best
 
 
-def main() -> None:
+def _args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+                   help=f"one of {', '.join(BACKENDS)}, or a comma list: one row each (subprocesses)")
+    p.add_argument("--jit_compile", default="off",
+                   help="off, on (XLA on TensorFlow/JAX, torch.compile on PyTorch), or 'off,on'")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=20, help="timed steps after warm-up")
@@ -82,27 +99,51 @@ def main() -> None:
     p.add_argument("--num_landmarks", type=int, default=10)
     p.add_argument("--perceptual", default="vgg19_random",
                    help="vgg19_random has VGG-19's cost without needing the ImageNet file")
-    p.add_argument("--jit_compile", action="store_true")
     p.add_argument("--mixed_precision", default=None, help="e.g. mixed_bfloat16")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = _args()
+    combos = [(b, j) for b in args.backend.split(",") for j in args.jit_compile.split(",")]
+    for backend, jit in combos:
+        if backend not in BACKENDS or jit not in ("off", "on"):
+            sys.exit(f"train_step.py: --backend={backend} / --jit_compile={jit}: use {BACKENDS} and off/on")
+    if len(combos) > 1:  # one process per row: Keras reads its backend once
+        print(HEADER)
+        print("|" + "---|" * (HEADER.count("|") - 1))
+        for backend, jit in combos:
+            argv = [a for a in sys.argv[1:] if not a.startswith(("--backend", "--jit_compile"))]
+            out = subprocess.run([sys.executable, __file__, f"--backend={backend}", f"--jit_compile={jit}",
+                                  *argv], capture_output=True, text=True)
+            rows = [line for line in out.stdout.splitlines() if line.startswith(f"| {backend} ")]
+            print(rows[0] if rows else f"| {backend} | {jit} | failed: {out.stderr.strip().splitlines()[-1:]} |",
+                  flush=True)
+        return
+    os.environ["KERAS_BACKEND"] = combos[0][0]
+    row(args, jit=combos[0][1] == "on")
+
+
+def row(args, jit: bool) -> None:
+    """Time the train step on one backend and print the table row and the machine-readable line."""
+    import keras  # noqa: PLC0415
+
+    from keras_landmarks import LandmarkConfig, LandmarkModel  # noqa: PLC0415
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(args.mixed_precision)
     cfg = LandmarkConfig(image_size=args.size, width=args.width, num_landmarks=args.num_landmarks,
                          perceptual=args.perceptual)
     model = LandmarkModel(cfg)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=args.jit_compile)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=jit)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype("float32")
     batch = {"image": x, "future_image": np.roll(x, 4, axis=1),
              "mask": np.ones((args.batch, args.size, args.size, 1), "float32")}
-    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat().prefetch(2))
-    model.make_train_function()
-    step = model.train_function
     times = []
     for i in range(args.warmup + args.steps):
         t = time.perf_counter()
-        float(step(iterator)["loss"])  # forces the step to finish
+        float(model.train_on_batch(batch, return_dict=True)["loss"])  # forces the step to finish
         if i >= args.warmup:
             times.append(time.perf_counter() - t)
 
@@ -110,11 +151,13 @@ def main() -> None:
     total, vgg = train_step_flops(model)
     achieved = samples_per_s * total / 1e9
     peak = peak_conv_gflops()
-    print(f"threads: intra={tf.config.threading.get_intra_op_parallelism_threads() or 'auto'} "
-          f"cpus={os.cpu_count()}  jit_compile={args.jit_compile}  policy={keras.mixed_precision.global_policy().name}")
-    print("| size | batch | width | perceptual | samples/s | GFLOP/sample (VGG) | GFLOP/s | peak conv GFLOP/s | ratio |")
-    print(f"| {args.size} | {args.batch} | {args.width} | {args.perceptual} | {samples_per_s:.2f} | "
-          f"{total / 1e9:.1f} ({vgg / 1e9:.1f}) | {achieved:.0f} | {peak:.0f} | {achieved / peak:.2f} |")
+    backend = keras.config.backend()
+    print(f"backend={backend} cpus={os.cpu_count()} jit_compile={jit} "
+          f"policy={keras.mixed_precision.global_policy().name}")
+    print(HEADER)
+    print(f"| {backend} | {'on' if jit else 'off'} | {args.size} | {args.batch} | {args.width} | {args.perceptual} | "
+          f"{samples_per_s:.2f} | {total / 1e9:.1f} ({vgg / 1e9:.1f}) | {achieved:.0f} | {peak:.0f} | "
+          f"{achieved / peak:.2f} |")
     print(f"samples_per_s={samples_per_s:.3f} gflop_per_sample={total / 1e9:.2f} "
           f"achieved_gflops={achieved:.1f} peak_conv_gflops={peak:.1f}")
 

@@ -142,13 +142,18 @@ class LandmarkConfig:
         return cls.from_dict(json.loads(text))
 
 
-# Dataset presets: the fields that differ from the defaults for each source.
+# Presets: the fields that differ from the defaults, one per data source (the trainer's
+# default for that --dataset) plus named recipes chosen by measurement (--preset).
 PRESETS: dict[str, dict] = {
     "celeb_a": {},
     "image_folder": {},
     "video": {},
     # Toy faces train fast: a smaller image and width (chosen by measurement, BUILD.md).
     "synthetic": {"image_size": 64, "num_landmarks": 10},
+    # Real photographs on a CPU: 32 px images, a narrow net and pixel L2 learned fastest per
+    # CPU minute on ytfaces (BUILD.md, "Experiment log: real faces"); on a GPU use the
+    # dataset's own preset (the paper's 128 px VGG recipe).
+    "real_faces": {"image_size": 32, "width": 16, "perceptual": "l2", "batch_size": 16},
 }
 
 

@@ -13,13 +13,13 @@ lets gradient flow through the current batch's share). Under ``tf.distribute`` t
 errors are summed across replicas and divided by the *global* batch, BatchNorm is
 synchronised and gradients are clipped after the cross-replica sum (``config.clipnorm``;
 compile the optimizer *without* ``clipnorm``), so N replicas make the same update as one
-device on the same global batch.
+device on the same global batch. The model trains on every Keras backend (JAX and
+PyTorch through ``compute_loss``, see "training" below); TensorFlow is imported only on it.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_landmarks.config import LandmarkConfig
@@ -87,63 +87,71 @@ class LandmarkModel(keras.Model):
         return {"reconstruction": reconstruction, "keypoints": keypoints}
 
     # -- training ---------------------------------------------------------------------
+    # On every backend Keras' own train step calls ``compute_loss``, which updates alpha
+    # (a non-trainable variable, like BatchNorm's moving statistics: JAX's stateless step
+    # carries its new value) and the trackers. TensorFlow keeps its own ``train_step`` for
+    # ``tf.distribute``: gradients clipped after the cross-replica sum. On JAX and PyTorch
+    # the optimizer clips (``training.make_optimizer``); a JAX ``DataParallel`` step sees
+    # the global batch and the global gradient, so the semantics are the same.
 
-    def train_step(self, data):
-        data = _unpack(data)
-        target = data["future_image"]
-        mask = _mask_of(data)
-        # VGG on the target needs no backward pass: keep it off the tape.
-        target_features = perceptual.features(self.feature_extractor, target)
-        with tf.GradientTape() as tape:
-            out = self(data, training=True)
-            predicted_features = perceptual.features(self.feature_extractor, out["reconstruction"])
-            errors = perceptual.per_example_errors(
-                target_features, predicted_features, mask, self.loss_layers
-            )
-            global_batch, batch_errors = _global_means(errors)
-            alpha = normalizer.updated_alpha(self.alpha, batch_errors, self._alpha_decay)
-            per_example = normalizer.normalized_loss(errors, alpha, self.config.loss_scale)
-            # This replica's share of the global-batch mean: gradients are summed over
-            # replicas by the optimizer.
-            loss = ops.sum(per_example) / global_batch
-            if self.losses:  # weight decay: every replica adds it, so each adds 1/N of it.
-                loss += sum(self.losses) / _num_replicas()
-            scaled = self.optimizer.scale_loss(loss)
-        self.alpha.assign(alpha)
-        grads = tape.gradient(scaled, self.trainable_weights)
-        grads = self._clip_global_gradients(grads)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._update_trackers(batch_errors, alpha)
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The batch's EMA-normalised loss (a scalar, this replica's share of the global
+        mean); in training, ``alpha`` is updated first and then divides the errors."""
+        loss, batch_errors, alpha = self._loss(_unpack(x), y_pred["reconstruction"], training)
+        if training:
+            self.alpha.assign(alpha)
+        self._update_trackers(batch_errors, alpha)
+        return loss
 
-    def _clip_global_gradients(self, grads):
-        """Clip each variable's *global* gradient to norm ``config.clipnorm``.
-
-        Keras' optimizer ``clipnorm`` clips each replica's partial gradient before the
-        cross-replica sum (Keras 3.15), so N replicas would not match one device. Here
-        the sum comes first; the optimizer then sums ``1/N`` of the clipped gradient back
-        to it. Gradients carry the loss-scale factor (mixed_float16), so the bound does too.
-        """
-        clip = self.config.clipnorm
-        if not clip:
-            return grads
-        n = _num_replicas()
-        if n > 1:
-            grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
-        bound = clip * ops.cast(self.optimizer.scale_loss(1.0), "float32")
-        grads = [None if g is None else tf.clip_by_norm(g, ops.cast(bound, g.dtype)) for g in grads]
-        return grads if n == 1 else [None if g is None else g / n for g in grads]
-
-    def test_step(self, data):
-        data = _unpack(data)
-        out = self(data, training=False)
+    def _loss(self, data: dict, reconstruction, training: bool):
+        """``(loss, [L] global-batch mean errors, [L] alpha used)`` of one batch."""
+        target_features = perceptual.features(self.feature_extractor, data["future_image"])  # no gradient needed
+        predicted_features = perceptual.features(self.feature_extractor, reconstruction)
         errors = perceptual.per_example_errors(
-            perceptual.features(self.feature_extractor, data["future_image"]),
-            perceptual.features(self.feature_extractor, out["reconstruction"]),
-            _mask_of(data),
-            self.loss_layers,
-        )
-        _, batch_errors = _global_means(errors)
-        return self._update_trackers(batch_errors, ops.convert_to_tensor(self.alpha))
+            target_features, predicted_features, _mask_of(data), self.loss_layers)
+        global_batch, batch_errors = _global_means(errors)
+        alpha = (normalizer.updated_alpha(self.alpha, batch_errors, self._alpha_decay) if training
+                 else ops.convert_to_tensor(self.alpha))
+        per_example = normalizer.normalized_loss(errors, alpha, self.config.loss_scale)
+        # This replica's share of the global-batch mean: replicas' gradients are summed.
+        loss = ops.sum(per_example) / global_batch
+        if self.losses:  # weight decay: every replica adds it, so each adds 1/N of it.
+            loss = loss + ops.sum(ops.stack(self.losses)) / _num_replicas()
+        return loss, batch_errors, alpha
+
+    if keras.config.backend() == "tensorflow":
+        def train_step(self, data):
+            import tensorflow as tf  # noqa: PLC0415
+
+            data = _unpack(data)
+            with tf.GradientTape() as tape:
+                out = self(data, training=True)
+                loss, batch_errors, alpha = self._loss(data, out["reconstruction"], training=True)
+                scaled = self.optimizer.scale_loss(loss)
+            self.alpha.assign(alpha)
+            grads = self._clip_global_gradients(tape.gradient(scaled, self.trainable_weights))
+            self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            return self._update_trackers(batch_errors, alpha)
+
+        def _clip_global_gradients(self, grads):
+            """Clip each variable's *global* gradient to norm ``config.clipnorm``.
+
+            Keras' optimizer ``clipnorm`` clips each replica's partial gradient before the
+            cross-replica sum (Keras 3.15), so N replicas would not match one device. Here
+            the sum comes first; the optimizer then sums ``1/N`` of the clipped gradient back
+            to it. Gradients carry the loss-scale factor (mixed_float16), so the bound does too.
+            """
+            import tensorflow as tf  # noqa: PLC0415
+
+            clip = self.config.clipnorm
+            if not clip:
+                return grads
+            n = _num_replicas()
+            if n > 1:
+                grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
+            bound = clip * ops.cast(self.optimizer.scale_loss(1.0), "float32")
+            grads = [None if g is None else tf.clip_by_norm(g, ops.cast(bound, g.dtype)) for g in grads]
+            return grads if n == 1 else [None if g is None else g / n for g in grads]
 
     def _update_trackers(self, batch_errors, alpha):
         terms = normalizer.loss_terms(batch_errors, alpha, self.config.loss_scale)
@@ -178,14 +186,23 @@ def _mask_of(data: dict):
 
 
 def _global_means(errors: list):
-    """Global batch size and ``[L]`` mean errors over the *global* batch (all replicas)."""
+    """Global batch size and ``[L]`` mean errors over the *global* batch (all replicas of a
+    ``tf.distribute`` strategy; a JAX ``DataParallel`` batch is global already)."""
     local = ops.stack([ops.sum(e) for e in errors])
     count = ops.cast(ops.shape(errors[0])[0], "float32")
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        local, count = ctx.all_reduce("sum", [local, count])
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            local, count = ctx.all_reduce("sum", [local, count])
     return count, local / count
 
 
 def _num_replicas() -> int:
+    """Replicas of the ``tf.distribute`` strategy in force (1 on the other backends)."""
+    if keras.config.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf  # noqa: PLC0415
+
     return tf.distribute.get_strategy().num_replicas_in_sync

@@ -1,22 +1,51 @@
-"""Shared pytest setup: quiet TensorFlow, two logical CPU devices, fixed seeds."""
+"""Shared pytest setup: quiet TensorFlow, two logical CPU devices, fixed seeds (and, for the
+other backends' subprocesses, TensorFlow hidden)."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import sys  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-# MirroredStrategy tests need two logical CPU devices; this must happen before any op runs.
-_cpus = tf.config.list_physical_devices("CPU")
-try:
-    tf.config.set_logical_device_configuration(
-        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-    )
-except RuntimeError:  # already initialised by another import
-    pass
+
+
+class _PathFinderWithoutTensorFlow:
+    """``sys.meta_path``'s ``PathFinder``, blind to TensorFlow: ``import tensorflow`` fails
+    and ``importlib.util.find_spec`` returns None, as when it is not installed."""
+
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            return None
+        return self.finder.find_spec(name, path, target)
+
+    def __getattr__(self, attr):  # invalidate_caches, find_distributions, ...
+        return getattr(self.finder, attr)
+
+
+# tests/test_backends.py runs some tests under JAX and PyTorch as if TensorFlow were not installed.
+if os.environ.get("KERAS_LANDMARKS_TEST_WITHOUT_TF"):
+    import importlib.machinery  # noqa: E402
+
+    sys.meta_path[:] = [_PathFinderWithoutTensorFlow(f) if f is importlib.machinery.PathFinder else f
+                        for f in sys.meta_path]
+elif os.environ["KERAS_BACKEND"] == "tensorflow":
+    import tensorflow as tf  # noqa: E402
+
+    # MirroredStrategy tests need two logical CPU devices; this must happen before any op runs.
+    _cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+    except RuntimeError:  # already initialised by another import
+        pass
 
 
 @pytest.fixture(autouse=True)

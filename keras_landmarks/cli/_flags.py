@@ -97,8 +97,9 @@ def flags_parser(prog: str):
 def run_reporting_errors(prog: str, train) -> None:
     """Call ``train()``; its expected failures become one ``<prog>: error:`` line and an exit
     status: bad settings or data 2, a NaN loss 1, Ctrl-C 130 (the last save is kept)."""
-    import_tensorflow()
-    from keras_landmarks.training import TrainingSetupError  # noqa: PLC0415 (TensorFlow)
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        import_tensorflow()
+    from keras_landmarks.training import TrainingSetupError  # noqa: PLC0415 (Keras)
 
     try:
         train()
@@ -118,7 +119,13 @@ def import_tensorflow() -> None:
     if not tf_logs_wanted():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with native_stderr_muted():
-        import tensorflow as tf  # noqa: PLC0415
+        try:
+            import tensorflow as tf  # noqa: PLC0415
+        except ImportError as err:
+            prog = os.path.basename(sys.argv[0] or "keras-landmarks")
+            sys.exit(f"{prog}: error: this program needs TensorFlow ({err}): pip install "
+                     "'keras-landmarks[tensorflow]'. Training alone runs without it: "
+                     "landmarks-train --backend=jax --pipeline=numpy (or torch).")
 
         tf.config.list_physical_devices()
 

@@ -3,10 +3,12 @@ r"""Train an unsupervised landmark detector (Jakab et al. 2018); resumes where i
     landmarks-train --dataset=synthetic --steps=20000 --logdir=runs/faces
     landmarks-train --dataset=celeb_a --data_dir=~/tensorflow_datasets \
         --mafl_dir=/data/MAFL --logdir=runs/celeba
+    landmarks-train --dataset=image_folder --data_dir=~/my_faces --preset=real_faces \
+        --max_minutes=60 --logdir=runs/my_faces        # real photographs on a CPU
     landmarks-train --flagfile=runs/celeba.flags
 
 (``python trainers/train.py`` is the same program.)
-Settings come from the dataset preset (``keras_landmarks.config.PRESETS``); flags given on
+Settings come from the dataset's preset or ``--preset`` (``keras_landmarks.config.PRESETS``); flags given on
 the command line (or in a ``--flagfile``) override it. Running the same command again
 after a crash or ``kill`` resumes from the last save (every ``--save_every`` steps).
 Outputs in ``--logdir``: ``config.json``, ``model.keras``, ``backup/``, ``tensorboard/``.
@@ -22,7 +24,7 @@ from absl import app, flags
 from keras_landmarks.cli._flags import (DATASETS, check_data_dir, check_mafl_dir, define_run_flags,
                                         fail as _fail, import_tensorflow, run_main,
                                         run_reporting_errors)
-from keras_landmarks.config import LandmarkConfig
+from keras_landmarks.config import PRESETS, LandmarkConfig
 from keras_landmarks.losses.defaults import PERCEPTUAL_CHOICES
 
 _DEFAULT = LandmarkConfig()
@@ -38,6 +40,9 @@ flags.DEFINE_string("data_dir", None, "image_folder/video: the folder to read (r
                     "celeb_a: the TFDS data_dir (default ~/tensorflow_datasets).")
 flags.DEFINE_string("mafl_dir", None, "celeb_a only: folder with MAFL training.txt/testing.txt; "
                     "MAFL test images are then left out of training (paper protocol).")
+flags.DEFINE_enum("preset", None, list(PRESETS), "Settings to start from (default: the "
+                  "--dataset's own); real_faces = the CPU recipe for real photographs. Other "
+                  "flags override it.")
 flags.DEFINE_string("logdir", None, "Output and resume folder (default runs/<dataset>).")
 flags.DEFINE_integer("steps", 100_000, "Total optimizer steps (a resumed run continues to it).")
 flags.DEFINE_integer("image_size", _DEFAULT.image_size, "Image side, a power of two >= 16 (preset otherwise).")
@@ -52,9 +57,16 @@ flags.DEFINE_string("perceptual", _DEFAULT.perceptual, "Reconstruction loss: vgg
                     "vgg19:<weights .h5>, vgg19_random, l2 (pixels) or l2_grad (pixels and their "
                     "x/y differences).")
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialisation and data.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker", "tpu"],
+flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "data_parallel", "multi_worker", "tpu"],
                   "Distribution: auto = all GPUs when there are several; multi_worker reads "
-                  "TF_CONFIG; tpu = Colab/Cloud TPU.")
+                  "TF_CONFIG; tpu = Colab/Cloud TPU (those three: TensorFlow); data_parallel = "
+                  "MirroredStrategy on TensorFlow, keras.distribution.DataParallel on JAX.")
+flags.DEFINE_enum("backend", None, ["tensorflow", "jax", "torch"], "Keras backend (default: "
+                  "$KERAS_BACKEND, else tensorflow). JAX and PyTorch train without TensorFlow "
+                  "with --pipeline=numpy (image_folder).")
+flags.DEFINE_enum("pipeline", "auto", ["auto", "tf_data", "numpy"], "Data path: tf.data (every "
+                  "source), numpy (keras.utils.PyDataset + OpenCV, no TensorFlow; image_folder), "
+                  "auto = tf_data when TensorFlow is installed.")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"],
                   "Keras mixed-precision policy (float16 adds dynamic loss scaling).")
 flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
@@ -91,15 +103,18 @@ def fail(message: str, status: int) -> None:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]} (flags look like --name=value)")
-    # TensorFlow is imported only now, after the flags were checked.
-    import_tensorflow()
+    if FLAGS.backend:  # before Keras is imported (it reads the variable once)
+        os.environ["KERAS_BACKEND"] = FLAGS.backend
+    # TensorFlow is imported only now, after the flags were checked, and only for its backend.
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        import_tensorflow()
     from keras_landmarks import config, training  # noqa: PLC0415
 
     overrides = {name: FLAGS[name].value for name in CONFIG_FLAGS if FLAGS[name].present}
     if "perceptual" in overrides and overrides["perceptual"].startswith("vgg19:"):
         overrides["perceptual"] = "vgg19:" + os.path.expanduser(overrides["perceptual"][6:])
     try:
-        cfg = config.preset(FLAGS.dataset, **overrides)
+        cfg = config.preset(FLAGS.preset or FLAGS.dataset, **overrides)
     except ValueError as err:
         fail(str(err), 2)
     data_dir = os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None
@@ -109,7 +124,8 @@ def main(argv) -> None:
         mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         save_every=FLAGS.save_every, summary_every=FLAGS.summary_every,
         image_every=FLAGS.image_every, verbose=FLAGS.verbose, max_minutes=FLAGS.max_minutes,
-        data_kwargs={"mafl_dir": os.path.expanduser(FLAGS.mafl_dir)} if FLAGS.mafl_dir else None))
+        data_kwargs={"mafl_dir": os.path.expanduser(FLAGS.mafl_dir)} if FLAGS.mafl_dir else None,
+        pipeline=FLAGS.pipeline))
 
 
 def run() -> None:

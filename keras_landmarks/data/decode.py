@@ -208,7 +208,7 @@ def load_crop_resize(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     return crop_resize(image, size, k)
 
 
-def _load_or_skip(path: str, size: int, stats: DecodeStats) -> tuple[np.ndarray, np.ndarray] | None:
+def load_or_skip(path: str, size: int, stats: DecodeStats) -> tuple[np.ndarray, np.ndarray] | None:
     """``load_crop_resize(path, size)``, recorded in ``stats``; None if the file was skipped."""
     with exit_guard.running():
         try:
@@ -235,7 +235,7 @@ def tf_load_crop_resize(path, size: int, stats: DecodeStats) -> dict:
     def load(path_bytes):
         if isinstance(path_bytes, np.ndarray):  # eager calls pass a 0-d object array
             path_bytes = path_bytes.item()
-        out = _load_or_skip(os.fsdecode(path_bytes), size, stats)
+        out = load_or_skip(os.fsdecode(path_bytes), size, stats)
         if out is None:
             return np.zeros((size, size, 3), np.uint8), np.zeros(4, np.float32), False
         return out[0], out[1], True
@@ -265,7 +265,7 @@ def load_batch(paths, size: int, stats: DecodeStats) -> tuple[np.ndarray, np.nda
     index = np.empty(len(paths), np.int32)
     m = 0
     for i, path in enumerate(paths):  # one exit_guard.running() per file: a long batch stops at exit
-        out = _load_or_skip(os.fsdecode(path), size, stats)
+        out = load_or_skip(os.fsdecode(path), size, stats)
         if out is not None:
             images[m], affine[m], index[m] = out[0], out[1], i
             m += 1

@@ -39,7 +39,6 @@ offset; ``decode.crop_resize``). Example, the 5 MAFL-style points of a CSV with 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,29 +46,17 @@ import tensorflow as tf
 
 from keras_landmarks.pairs import warps
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
-from keras_landmarks.data.images import is_image_file
-from keras_landmarks.data.landmarks_csv import read_landmarks_csv
+from keras_landmarks.data.images import list_images  # noqa: F401 (re-exported)
+from keras_landmarks.data.numpy_pairs import check_decodable
+from keras_landmarks.data.landmarks_csv import annotated_rows, read_landmarks_csv  # noqa: F401 (re-exported)
 from keras_landmarks.data.decode import (
     IMAGE_EXTENSIONS,
-    DecodeError,
     DecodeStats,
-    load_crop_resize,
     tf_load_batch,
     tf_load_crop_resize,
 )
 
 logger = logging.getLogger("keras_landmarks.data")
-
-def list_images(data_dir: str) -> list[str]:
-    """Sorted paths of all image files (``IMAGE_EXTENSIONS``, any case) under ``data_dir``."""
-    if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"image folder {data_dir!r} does not exist or is not a folder")
-    paths = []
-    for root, dirs, files in os.walk(data_dir):
-        dirs.sort()
-        paths += [os.path.join(root, f) for f in files if is_image_file(f)]
-    return sorted(paths)
-
 
 def _is_ok(ex: dict):
     return ex["ok"]
@@ -77,19 +64,6 @@ def _is_ok(ex: dict):
 
 def _without_ok(ex: dict) -> dict:
     return {k: v for k, v in ex.items() if k != "ok"}
-
-
-def _check_decodable(paths: Sequence[str], size: int, where: str) -> None:
-    """Fail fast unless one of ``paths`` decodes (tries them in order, stops at the first)."""
-    first_error = None
-    for path in paths:
-        try:
-            load_crop_resize(path, size)
-            return
-        except (DecodeError, OSError) as e:
-            first_error = first_error or f"{path}: {e}"
-    raise ValueError(f"no readable image in {where}: all {len(paths)} image files failed to "
-                     f"decode (first: {first_error}); check the folder's contents")
 
 
 def image_folder_batches(
@@ -115,7 +89,7 @@ def image_folder_batches(
     if not paths:
         raise ValueError(f"image folder {data_dir!r} has no {'/'.join(IMAGE_EXTENSIONS)} files")
     order = np.random.default_rng(seed).permutation(len(paths))
-    _check_decodable([paths[i] for i in order], image_size, f"image folder {data_dir!r}")
+    check_decodable([paths[i] for i in order], image_size, f"image folder {data_dir!r}")
     if stats is None:
         stats = DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(paths))
     logger.info("%s: %d image files; unreadable ones are skipped, warned about once and counted",
@@ -190,21 +164,7 @@ def annotated_folder(
     Raises:
       ValueError (``read_landmarks_csv``), also for a ``file`` outside ``data_dir``.
     """
-    csv_path = csv_path or os.path.join(data_dir, "landmarks.csv")
-    if not os.path.isfile(csv_path):
-        raise FileNotFoundError(f"landmarks CSV {csv_path!r} not found; pass csv_path=")
-    files, landmarks, names = read_landmarks_csv(csv_path, points, split)
-    paths = [os.path.join(data_dir, f) for f in files]
-    present = np.array([os.path.isfile(p) for p in paths], bool)
-    if stats is None:
-        stats = DecodeStats(f"annotated {csv_path}", files_per_epoch=int(present.sum()))
-    for p, ok in zip(paths, present):
-        if not ok:
-            stats.skip(p, "missing file")
-    if not present.any():
-        raise ValueError(f"{csv_path}: none of its {len(files)} rows{'' if split is None else f' of split {split!r}'} "
-                         f"names an existing image under {data_dir!r}")
-    paths, landmarks = [p for p, ok in zip(paths, present) if ok], landmarks[present]
+    paths, landmarks, names, stats = annotated_rows(data_dir, csv_path, split, points, stats)
 
     def load(path, points_xy):
         ex = tf_load_crop_resize(path, image_size, stats)

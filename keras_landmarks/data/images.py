@@ -12,6 +12,7 @@ holds the inverse.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -27,6 +28,17 @@ def is_image_file(name: str) -> bool:
 def is_video_file(name: str) -> bool:
     """Whether ``name`` ends in one of ``VIDEO_EXTENSIONS`` (any case)."""
     return name.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def list_images(data_dir: str) -> list[str]:
+    """Sorted paths of all image files (``IMAGE_EXTENSIONS``, any case) under ``data_dir``."""
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"image folder {data_dir!r} does not exist or is not a folder")
+    paths = []
+    for root, dirs, files in os.walk(data_dir):
+        dirs.sort()
+        paths += [os.path.join(root, f) for f in files if is_image_file(f)]
+    return sorted(paths)
 
 
 @dataclasses.dataclass(frozen=True)

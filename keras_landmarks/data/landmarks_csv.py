@@ -110,4 +110,50 @@ def read_landmarks_csv(
     return files, landmarks, names
 
 
-__all__ = ["read_landmarks_csv"]
+def annotated_rows(data_dir: str, csv_path: str | None = None, split: str | None = None,
+                   points: Sequence[str] | None = None, stats=None):
+    """``(paths, landmarks [N, P, 2], point names, stats)`` of the CSV's rows whose image
+    exists: what both annotated loaders (``folders.annotated_folder``, tf.data, and
+    ``numpy_pairs.annotated_batches``) read. Missing files are recorded in ``stats`` (a
+    ``decode.DecodeStats``, new by default) and skipped.
+
+    Raises:
+      FileNotFoundError without the CSV (default ``<data_dir>/landmarks.csv``); ValueError
+      (``read_landmarks_csv``), or when no row names an existing image.
+    """
+    from keras_landmarks.data.decode import DecodeStats  # noqa: PLC0415 (OpenCV)
+
+    csv_path = csv_path or os.path.join(data_dir, "landmarks.csv")
+    if not os.path.isfile(csv_path):
+        raise FileNotFoundError(f"landmarks CSV {csv_path!r} not found; pass csv_path=")
+    files, landmarks, names = read_landmarks_csv(csv_path, points, split)
+    paths = [os.path.join(data_dir, f) for f in files]
+    present = np.array([os.path.isfile(p) for p in paths], bool)
+    if stats is None:
+        stats = DecodeStats(f"annotated {csv_path}", files_per_epoch=int(present.sum()))
+    for p, ok in zip(paths, present):
+        if not ok:
+            stats.skip(p, "missing file")
+    if not present.any():
+        raise ValueError(f"{csv_path}: none of its {len(files)} rows{'' if split is None else f' of split {split!r}'} "
+                         f"names an existing image under {data_dir!r}")
+    return [p for p, ok in zip(paths, present) if ok], landmarks[present], names, stats
+
+
+def split_folder(data_dir: str, split: str, csv_path: str | None = None) -> str:
+    """A new temporary folder of symbolic links to the images of the CSV's ``split`` rows
+    (removed at exit; the images stay): an ``image_folder`` that trains on one split only,
+    e.g. the train split of an annotated set without its labels."""
+    import atexit  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    paths = annotated_rows(data_dir, csv_path, split)[0]
+    out = tempfile.mkdtemp(prefix=f"landmarks_{split}_")
+    atexit.register(shutil.rmtree, out, True)
+    for i, src in enumerate(paths):
+        os.symlink(os.path.abspath(src), os.path.join(out, f"{i:06d}{os.path.splitext(src)[1]}"))
+    return out
+
+
+__all__ = ["annotated_rows", "read_landmarks_csv", "split_folder"]

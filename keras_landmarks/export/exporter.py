@@ -75,6 +75,17 @@ def check_args(formats: list[str], quantizations: list[str],
     return quantizations if "tflite" in formats else []
 
 
+def require_tensorflow(what: str) -> None:
+    """``ImportError`` saying what to install unless TensorFlow is importable (SavedModel,
+    TFLite and tf2onnx are all built from a TensorFlow graph, whatever the Keras backend)."""
+    try:
+        import tensorflow  # noqa: F401, PLC0415
+    except ImportError as err:
+        raise ImportError(f"{what} needs TensorFlow ({err}): pip install 'keras-landmarks[tensorflow]'. A model "
+                          "trained under JAX or PyTorch exports from its .keras file on a machine that has it "
+                          "(landmarks-export --model=model.keras)") from err
+
+
 def export_all(detector, output_dir: str, formats: list[str], quantizations: list[str],
                representative_data: str | None = None, calibration_images: int = 200,
                parity_images: int = 32, parity_data: str | None = None,
@@ -90,6 +101,7 @@ def export_all(detector, output_dir: str, formats: list[str], quantizations: lis
     failed enforced parity check, ``FileExistsError`` if ``output_dir`` exists and
     ``overwrite`` is False; in both cases nothing is left at ``output_dir``.
     """
+    require_tensorflow("export")
     from keras_landmarks.export import parity  # noqa: PLC0415 (TensorFlow)
     from keras_landmarks.export.serving import atomic_path, image_size_of  # noqa: PLC0415
 

@@ -147,7 +147,7 @@ def load_keras_detector(path: str) -> keras.Model:
     (``build_detector``'s model). Raises ``ValueError`` naming the file when it is
     missing, corrupt or holds something else.
     """
-    import keras_landmarks  # noqa: F401, PLC0415 (registers the custom layers and model)
+    import keras_landmarks.model  # noqa: F401, PLC0415 (registers the custom layers and model)
 
     from keras_landmarks.training.rundir import model_file  # noqa: PLC0415
 

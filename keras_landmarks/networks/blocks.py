@@ -19,7 +19,9 @@ def conv_bn_relu(x, cfg: LandmarkConfig, filters: int, kernel_size: int, strides
         kernel_regularizer=kernel_regularizer(cfg),
         name=f"{name}_conv",
     )(x)
-    x = layers.BatchNormalization(synchronized=cfg.sync_batchnorm, name=f"{name}_bn")(x)
+    # Synchronised statistics are tf.distribute's; a JAX DataParallel batch is global already.
+    sync = cfg.sync_batchnorm and keras.config.backend() == "tensorflow"
+    x = layers.BatchNormalization(synchronized=sync, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -2,34 +2,64 @@
 
 Under every strategy the global batch is ``cfg.batch_size``; ``LandmarkModel`` sums the
 loss over the global batch, synchronises BatchNorm and clips the all-reduced gradient, so
-N replicas make the update one device would make on the same batch.
+N replicas make the update one device would make on the same batch. On TensorFlow the
+strategies are ``tf.distribute``'s; on JAX and PyTorch a ``KerasStrategy`` stands in
+(JAX: ``keras.distribution.DataParallel`` over the local devices, whose global-batch
+step needs no all-reduce of ours). TensorFlow is imported only on its backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import types
 
 import keras
-import tensorflow as tf
 
 from keras_landmarks.config import LandmarkConfig
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+STRATEGIES = ("auto", "one_device", "mirrored", "data_parallel", "multi_worker", "tpu")
 
 
-def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
-    """``tf.distribute`` strategy by name (one of ``STRATEGIES``).
+class KerasStrategy:
+    """What ``training.train`` uses of a ``tf.distribute.Strategy``, for JAX and PyTorch.
 
-    ``auto``: ``MirroredStrategy`` over all GPUs when there are several, else the default
-    (no-op) strategy. ``one_device``: the first GPU, or the CPU. ``mirrored``: all local
-    GPUs (the CPU when there is none). ``multi_worker``: ``MultiWorkerMirroredStrategy``
-    from the ``TF_CONFIG`` environment variable; create it before anything else touches
-    TensorFlow. ``tpu``: ``TPUStrategy`` (Colab/Cloud TPU; ``TPU_NAME`` or the local TPU
-    VM); not exercised by the tests here (no TPU).
+    One process, the chief (``extended.should_checkpoint``, no ``cluster_resolver``);
+    ``num_replicas_in_sync`` devices; ``scope()`` puts ``distribution`` (a
+    ``keras.distribution.Distribution``, JAX only) in force, or does nothing.
+    """
+
+    cluster_resolver = None
+
+    def __init__(self, distribution=None):
+        self.distribution = distribution
+        self.num_replicas_in_sync = int(distribution.device_mesh.devices.size) if distribution else 1
+        self.extended = types.SimpleNamespace(should_checkpoint=True)
+
+    def scope(self):
+        return self.distribution.scope() if self.distribution else contextlib.nullcontext()
+
+
+def make_strategy(name: str = "auto"):
+    """Distribution strategy by name (one of ``STRATEGIES``).
+
+    TensorFlow backend: ``auto``: ``MirroredStrategy`` over all GPUs when there are several,
+    else the default (no-op) strategy. ``one_device``: the first GPU, or the CPU.
+    ``mirrored`` / ``data_parallel``: all local GPUs (the CPU when there is none).
+    ``multi_worker``: ``MultiWorkerMirroredStrategy`` from the ``TF_CONFIG`` environment
+    variable; create it before anything else touches TensorFlow. ``tpu``: ``TPUStrategy``
+    (Colab/Cloud TPU; ``TPU_NAME`` or the local TPU VM); not exercised by the tests here.
+
+    JAX and PyTorch: a ``KerasStrategy``; ``data_parallel`` (and ``auto`` with several
+    accelerators) is JAX's ``keras.distribution.DataParallel``; the others are refused.
     """
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if keras.config.backend() != "tensorflow":
+        return _keras_strategy(name)
+    import tensorflow as tf  # noqa: PLC0415
+
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError(
@@ -47,9 +77,34 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored" or len(gpus) > 1:
+    if name in ("mirrored", "data_parallel") or len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _keras_strategy(name: str) -> KerasStrategy:
+    backend = keras.config.backend()
+    if name in ("mirrored", "multi_worker", "tpu"):
+        raise ValueError(f"strategy {name!r} is TensorFlow's tf.distribute (backend now {backend!r}): "
+                         "use KERAS_BACKEND=tensorflow, or on JAX strategy 'data_parallel'")
+    if backend != "jax":
+        if name == "data_parallel":
+            raise ValueError(f"strategy 'data_parallel' needs KERAS_BACKEND=jax (or tensorflow), not {backend!r}")
+        return KerasStrategy()
+    devices = keras.distribution.list_devices()
+    accelerators = [d for d in devices if not d.lower().startswith("cpu")]
+    if name == "data_parallel" or (name == "auto" and len(accelerators) > 1):
+        return KerasStrategy(keras.distribution.DataParallel(devices=accelerators or devices))
+    return KerasStrategy()
+
+
+def is_multi_worker(strategy) -> bool:
+    """Whether ``strategy`` is ``tf.distribute.MultiWorkerMirroredStrategy``."""
+    if isinstance(strategy, KerasStrategy):
+        return False
+    import tensorflow as tf  # noqa: PLC0415
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def data_seed(seed: int, start_step: int, pipeline: int = 0) -> int:
@@ -73,7 +128,7 @@ def agreed_step(strategy, store) -> int:
     """
     latest = store.latest()
     mine = int(latest[1]["step"]) if latest else 0
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if not is_multi_worker(strategy):
         return mine
     steps = _all_gather(strategy, mine)
     if len(set(steps)) == 1:
@@ -90,6 +145,8 @@ def agreed_step(strategy, store) -> int:
 
 def _all_gather(strategy, value: int) -> list[int]:
     """``value`` of every worker (task order), through one collective."""
+    import tensorflow as tf  # noqa: PLC0415
+
     def gather():
         return tf.distribute.get_replica_context().all_gather(tf.constant([value], tf.int64), axis=0)
 
@@ -104,7 +161,7 @@ def training_data(strategy, make_pairs, cfg: LandmarkConfig, start: int):
     workers: one pipeline per worker with its own seed, built by
     ``distribute_datasets_from_function`` at the per-replica batch size.
     """
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if is_multi_worker(strategy):
         return strategy.distribute_datasets_from_function(
             lambda ctx: make_pairs(ctx.get_per_replica_batch_size(cfg.batch_size),
                                    data_seed(cfg.seed, start, ctx.input_pipeline_id)))
@@ -121,6 +178,8 @@ def fit_multi_worker(model, strategy, dataset, callbacks, steps_per_epoch: int, 
     identical on every replica, so this loop takes the first local one. The step is a
     ``tf.function`` without XLA (``jit_compile`` is not applied here).
     """
+    import tensorflow as tf  # noqa: PLC0415
+
     @tf.function
     def step(iterator):
         logs = strategy.run(model.train_step, args=(next(iterator),))

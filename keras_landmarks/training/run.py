@@ -14,20 +14,23 @@ saves, and a run killed at any moment resumes from the last save (same command).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
 
 import keras
-import tensorflow as tf
+import numpy as np
 
 from keras_landmarks import data
 from keras_landmarks.config import LandmarkConfig
 from keras_landmarks.model import LandmarkModel
+from keras_landmarks.training.build import build_model
 from keras_landmarks.training.callbacks import Progress, ResumableCheckpoint, StepLimit
 from keras_landmarks.training.checkpoint import CheckpointStore
-from keras_landmarks.training.distribute import agreed_step, fit_multi_worker, make_strategy, task_name, training_data
+from keras_landmarks.training.distribute import (KerasStrategy, agreed_step, fit_multi_worker, is_multi_worker,
+                                                 make_strategy, task_name, training_data)
 from keras_landmarks.training.rundir import (BACKUP_DIR, CONFIG_FILE, MODEL_FILE, check_resumable,
                                              format_seconds, write_json)
 from keras_landmarks.training.summaries import Summaries
@@ -42,41 +45,6 @@ class TrainingSetupError(ValueError):
     """A run could not start: bad settings, missing data or weights. The message says what to do."""
 
 
-def make_optimizer(cfg: LandmarkConfig) -> keras.optimizers.Adam:
-    """Adam with ``lr * rate ** floor(step / decay_steps)`` (official 1e-3, x0.95 per 100k).
-
-    No ``clipnorm``: ``LandmarkModel`` clips each variable's *all-reduced* gradient at
-    ``cfg.clipnorm`` itself (Keras would clip every replica's share separately).
-    """
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        cfg.learning_rate, cfg.lr_decay_steps, cfg.lr_decay_rate, staircase=True)
-    return keras.optimizers.Adam(schedule)
-
-
-def build_model(cfg: LandmarkConfig, *, strategy: tf.distribute.Strategy | None = None,
-                mixed_precision: str | None = None, jit_compile: bool = False) -> LandmarkModel:
-    """A compiled ``LandmarkModel`` with its variables and optimizer state created.
-
-    Built under ``strategy``'s scope (default: the current one); ``mixed_precision`` is a
-    Keras dtype policy (``"mixed_float16"`` wraps the optimizer for loss scaling) used for
-    this model only; the global policy is restored afterwards.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    previous = keras.mixed_precision.global_policy()
-    if mixed_precision not in (None, "none", "float32"):
-        keras.mixed_precision.set_global_policy(mixed_precision)
-    try:
-        with strategy.scope():
-            model = LandmarkModel(cfg)
-            model.compile(optimizer=make_optimizer(cfg), jit_compile=jit_compile)
-            blank = tf.zeros([1, cfg.image_size, cfg.image_size, 3])
-            model({"image": blank, "future_image": blank})
-            model.optimizer.build(model.trainable_variables)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    return model
-
-
 def make_callbacks(model: LandmarkModel, *, logdir: str, steps: int, summary_every: int = 100,
                    image_every: int = 1000, sample_fn=None, chief: bool = True,
                    backup_dir: str | None = None, verbose: int = 1,
@@ -87,34 +55,40 @@ def make_callbacks(model: LandmarkModel, *, logdir: str, steps: int, summary_eve
     backup at every epoch end); then a stop at ``steps`` updates, TensorBoard summaries
     (or after ``max_seconds`` of training), TensorBoard summaries and a progress bar
     (``verbose`` 1: redrawn in a terminal, 2: one line per 5 %).
-    ``sample_fn() -> batch`` feeds the image summaries (none when ``None``).
+    ``sample_fn() -> batch`` feeds the image summaries (none when ``None``). Without
+    TensorFlow installed (JAX, PyTorch) there are no summaries.
     """
     ckpt = ResumableCheckpoint(logdir, backup_dir or os.path.join(logdir, BACKUP_DIR), chief)
     callbacks = [ckpt, StepLimit(steps, max_seconds)]
-    if chief:
+    if chief and data.has_tensorflow():  # TensorBoard's event files are written by TensorFlow
         callbacks.append(Summaries(os.path.join(logdir, "tensorboard"), summary_every,
                                    image_every, sample_fn))
-        if verbose:
-            callbacks.append(Progress(steps, tty=None if verbose == 1 else False,
-                                      max_seconds=max_seconds))
+    elif chief:
+        logger.info("TensorBoard summaries and diagnostics are off: they need TensorFlow installed")
+    if chief and verbose:
+        callbacks.append(Progress(steps, tty=None if verbose == 1 else False, max_seconds=max_seconds))
     return callbacks
 
 
 def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: int, logdir: str,
-          strategy: str | tf.distribute.Strategy = "auto", mixed_precision: str | None = None,
+          strategy="auto", mixed_precision: str | None = None,
           jit_compile: bool = False, save_every: int = 1000, summary_every: int = 100,
-          image_every: int | None = None, verbose: int = 1,
-          data_kwargs: dict | None = None, max_minutes: float | None = None) -> LandmarkModel:
+          image_every: int | None = None, verbose: int = 1, data_kwargs: dict | None = None,
+          max_minutes: float | None = None, pipeline: str = "auto") -> LandmarkModel:
     """Train (or resume) a ``LandmarkModel`` for ``steps`` optimizer updates.
 
     Args:
       cfg: the model, loss and optimiser settings; ``cfg.batch_size`` is the global batch
         (split over replicas), ``cfg.seed`` seeds initialisation and data.
       dataset: a source of ``keras_landmarks.data.TRAINING_SOURCES``, or a function
-        ``(batch_size, seed) -> tf.data.Dataset`` following the data contract.
+        ``(batch_size, seed) -> tf.data.Dataset`` (or endless ``keras.utils.PyDataset``)
+        following the data contract.
       data_dir, data_kwargs: passed to ``data.training_pairs`` (warps default to cfg's).
       steps: total updates; a resumed run continues to this count.
-      strategy: a name of ``STRATEGIES`` or a ``tf.distribute.Strategy``.
+      strategy: a name of ``STRATEGIES``, a ``tf.distribute.Strategy`` (TensorFlow) or a
+        ``distribute.KerasStrategy`` (JAX, PyTorch).
+      pipeline: ``data.PIPELINES``: ``tf_data``, ``numpy`` (no TensorFlow needed) or
+        ``auto`` (``tf_data`` when TensorFlow is installed).
       mixed_precision: ``None``/``"none"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
       save_every, summary_every, image_every: steps between saves, scalar summaries and
         image summaries (default ``save_every``).
@@ -135,7 +109,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
            else type(strategy).__name__, "mixed_precision": mixed_precision or "none",
            "jit_compile": jit_compile, "save_every": save_every, "summary_every": summary_every,
            "image_every": image_every, "data_kwargs": data_kwargs or {},
-           "max_minutes": max_minutes}
+           "max_minutes": max_minutes, "pipeline": pipeline, "backend": keras.config.backend()}
     try:
         _check_run(run, max_minutes)
         strat = make_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -144,7 +118,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
         planned = _planned(strat, backup_dir)
         keras.utils.set_random_seed(cfg.seed)  # before the data: tf.data seeds use it too
         decode_stats: list = []
-        make_pairs = _pairs_maker(dataset, data_dir, cfg, data_kwargs, decode_stats)
+        make_pairs = _pairs_maker(dataset, data_dir, cfg, data_kwargs, decode_stats, pipeline)
         train_data = training_data(strat, make_pairs, cfg, planned["step"])
         model = build_model(cfg, strategy=strat, mixed_precision=mixed_precision,
                             jit_compile=jit_compile)
@@ -173,11 +147,12 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
     # float16 loss scaling skips (they do not count as steps); StepLimit ends the run.
     epochs = planned["epoch"] + math.ceil((steps - start + SKIP_ALLOWANCE) / save_every) + 1
     try:
-        if isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
+        if is_multi_worker(strat):
             fit_multi_worker(model, strat, train_data, callbacks, save_every, planned["epoch"], epochs)
-        else:
-            model.fit(train_data, epochs=epochs, initial_epoch=planned["epoch"],
-                      steps_per_epoch=save_every, callbacks=callbacks, shuffle=False, verbose=0)
+        else:  # a KerasStrategy's scope puts a JAX DataParallel in force for the steps too
+            with strat.scope() if isinstance(strat, KerasStrategy) else contextlib.nullcontext():
+                model.fit(train_data, epochs=epochs, initial_epoch=planned["epoch"],
+                          steps_per_epoch=save_every, callbacks=callbacks, shuffle=False, verbose=0)
     finally:
         callbacks[0].release()
     say("%s", _summary(model, callbacks, start, steps, t0, max_minutes, logdir if chief else None, backup_dir,
@@ -215,7 +190,7 @@ def _worker_backup(strat, cfg: LandmarkConfig, logdir: str, max_minutes) -> tupl
     if cfg.batch_size % replicas:
         raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the "
                          f"{replicas} replicas of the strategy")
-    if max_minutes is not None and isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
+    if max_minutes is not None and is_multi_worker(strat):
         raise ValueError("max_minutes cannot be used with several workers: each would stop "
                          "at a different step. Pass steps instead.")
     chief, task = strat.extended.should_checkpoint, task_name(strat)
@@ -225,7 +200,7 @@ def _worker_backup(strat, cfg: LandmarkConfig, logdir: str, max_minutes) -> tupl
 def _summary(model, callbacks, start: int, steps: int, t0: float, max_minutes, logdir, backup_dir,
              decode_stats=()) -> str:
     """The final lines of a run: where it stopped, why, its last losses, its images and files."""
-    end = int(model.optimizer.iterations.numpy())
+    end = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     limit = next(c for c in callbacks if isinstance(c, StepLimit))
     lines = []
     if end < steps and limit.timed_out:
@@ -252,7 +227,8 @@ def _summary(model, callbacks, start: int, steps: int, t0: float, max_minutes, l
     return "\n".join(lines)
 
 
-def _pairs_maker(dataset, data_dir, cfg: LandmarkConfig, data_kwargs, decode_stats: list | None = None):
+def _pairs_maker(dataset, data_dir, cfg: LandmarkConfig, data_kwargs, decode_stats: list | None = None,
+                 pipeline: str = "auto"):
     """``(batch_size, seed) -> pairs``; the ``decode_stats`` of every training pipeline it makes
     (file sources) are appended to ``decode_stats``."""
     kw = {"target_warp": cfg.target_warp, "source_warp": cfg.source_warp, **(data_kwargs or {})}
@@ -262,7 +238,7 @@ def _pairs_maker(dataset, data_dir, cfg: LandmarkConfig, data_kwargs, decode_sta
             ds = dataset(batch_size=batch_size, seed=seed)
         else:
             ds = data.training_pairs(dataset, data_dir=data_dir, image_size=cfg.image_size,
-                                     batch_size=batch_size, seed=seed, **kw)
+                                     batch_size=batch_size, seed=seed, pipeline=pipeline, **kw)
         if decode_stats is not None and getattr(ds, "decode_stats", None) is not None:
             decode_stats.append(ds.decode_stats)
         return ds
@@ -273,24 +249,25 @@ def _pairs_maker(dataset, data_dir, cfg: LandmarkConfig, data_kwargs, decode_sta
 def _first_batch(make_pairs, cfg: LandmarkConfig, size: int = 16) -> dict:
     """A fixed batch for the image summaries, from a pipeline of its own: a second iterator
     over the training dataset would share (and advance) its shuffle state."""
-    return next(iter(make_pairs(min(size, cfg.batch_size), cfg.seed).take(1)))
+    pairs = make_pairs(min(size, cfg.batch_size), cfg.seed)
+    if isinstance(pairs, keras.utils.PyDataset):
+        return pairs[0]
+    return next(iter(pairs.take(1)))
 
 
 def _describe(cfg, run, strategy, model, logdir, resumed: str) -> str:
-    devices = tf.config.list_logical_devices()
-    kinds = sorted({d.device_type for d in devices})
-    count = {k: sum(d.device_type == k for d in devices) for k in kinds}
+    count = _devices()
     replicas = strategy.num_replicas_in_sync
     lr = (f"Adam lr {cfg.learning_rate:g} x{cfg.lr_decay_rate:g} every {cfg.lr_decay_steps} steps, "
           f"clipnorm {cfg.clipnorm:g} per variable (global gradient)")
-    params = sum(int(tf.size(w)) for w in model.trainable_weights)
+    params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return "\n".join([
         "keras-landmarks training",
         f"  logdir      {logdir} ({resumed})",
         f"  dataset     {run['dataset']}" + (f" ({run['data_dir']})" if run["data_dir"] else ""),
         f"  model       {cfg.image_size}x{cfg.image_size}, {cfg.num_landmarks} landmarks, width "
         f"{cfg.width}, perceptual {cfg.perceptual}, {params:,} trainable parameters",
-        f"  devices     {', '.join(f'{n} {k}' for k, n in count.items())}; {type(strategy).__name__}"
+        f"  devices     {', '.join(f'{n} {k}' for k, n in count.items())} ({run['backend']}); {type(strategy).__name__}"
         f", {replicas} replica(s)",
         f"  batch       {cfg.batch_size} global, {cfg.batch_size // replicas} per replica",
         f"  optimizer   {lr}",
@@ -299,3 +276,19 @@ def _describe(cfg, run, strategy, model, logdir, resumed: str) -> str:
         f"{run['summary_every']}, images every {run['image_every']})",
         f"  settings    {os.path.join(logdir, CONFIG_FILE)}",
     ])
+
+
+def _devices() -> dict[str, int]:
+    """``{kind: count}`` of the devices the backend sees (``keras.distribution.list_devices``
+    names them ``"cpu:0"``, ``"gpu:0"``, ... on JAX; TensorFlow's logical devices; CUDA's on PyTorch)."""
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        names = [d.device_type for d in tf.config.list_logical_devices()]
+    elif keras.config.backend() == "jax":
+        names = [d.split(":")[0].upper() for d in keras.distribution.list_devices()]
+    else:
+        import torch  # noqa: PLC0415
+
+        names = ["GPU"] * torch.cuda.device_count() or ["CPU"]
+    return {k: names.count(k) for k in sorted(set(names))}
