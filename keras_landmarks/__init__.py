@@ -12,7 +12,7 @@ Layout (the paper's figure): ``networks`` (Phi, bottleneck, detector, renderer),
 
 from __future__ import annotations
 
-import importlib
+from keras_landmarks._lazy import lazy_attributes
 
 from keras_landmarks import _log  # noqa: F401  (the library logger's default handler)
 
@@ -35,16 +35,4 @@ _SUBPACKAGES = ("cli", "config", "data", "evaluation", "export", "geometry", "lo
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBPACKAGES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBPACKAGES))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _SUBPACKAGES, _EXPORTS)

@@ -70,9 +70,10 @@ def test_gpu_check_smoke_runs_end_to_end_without_tensorflow(tmp_path):
         cv2.imwrite(str(tmp_path / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), np.uint8))
         rows.append(f"{i}.png,{10 + i},{15},{28 - i / 2},{16 + i / 3},{'test' if i % 3 == 0 else 'train'}")
     (tmp_path / "landmarks.csv").write_text("\n".join(rows) + "\n")
-    env = dict(os.environ, KERAS_BACKEND="jax", KERAS_LANDMARKS_TEST_WITHOUT_TF="1")
+    env = dict(os.environ, KERAS_BACKEND="jax", KERAS_LANDMARKS_TEST_WITHOUT_TF="1",
+               PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "tests"), os.environ.get("PYTHONPATH", "")]))
     argv = ["bench/gpu_check.py", "--smoke", "--backend=jax", f"--data_dir={tmp_path}", "--points=a,b"]
-    hidden = ("import runpy, sys; sys.path.insert(0, 'tests'); import conftest; "  # TensorFlow hidden
+    hidden = ("import runpy, sys; import conftest; "  # conftest hides TensorFlow
               f"sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')")
     result = subprocess.run([sys.executable, "-c", hidden], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=600)

@@ -73,7 +73,6 @@ class FolderPairs(keras.utils.PyDataset):
         self.target_warp, self.source_warp = target_warp, source_warp
         check_decodable([self.paths[i] for i in self._order(0)], image_size, f"image folder {data_dir!r}")
         self.decode_stats = stats or DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(self.paths))
-        self._orders: dict[int, np.ndarray] = {}
         logger.info("%s: %d image files (NumPy pipeline, %d worker threads); unreadable ones are "
                     "skipped, warned about once and counted", self.decode_stats.name, len(self.paths), workers)
 
@@ -84,26 +83,20 @@ class FolderPairs(keras.utils.PyDataset):
     def _order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.paths))
 
-    def _path_at(self, position: int) -> str:
-        epoch, offset = divmod(position, len(self.paths))
-        order = self._orders.get(epoch)
-        if order is None:  # one permutation per pass, kept for the last few passes
-            order = self._orders[epoch] = self._order(epoch)
-            for old in [e for e in self._orders if e < epoch - 2]:
-                self._orders.pop(old, None)
-        return self.paths[order[offset]]
-
     def images(self, index: int) -> np.ndarray:
         """``[B, S, S, 3]`` uint8 RGB of batch ``index``, before the warps."""
         size, out = self.image_size, np.empty((self.batch_size, self.image_size, self.image_size, 3), np.uint8)
-        filled, position = 0, index * self.batch_size
+        filled, position, orders = 0, index * self.batch_size, {}  # this call's passes (threads share nothing)
         # Every readable image is met within one pass; check_decodable found one.
         limit = position + self.batch_size + len(self.paths)
         while filled < self.batch_size:
             if position >= limit:
                 raise ValueError(f"{self.decode_stats.name}: no readable image left in a whole pass "
                                  f"({self.decode_stats.summary()})")
-            loaded = load_or_skip(self._path_at(position), size, self.decode_stats)
+            epoch, offset = divmod(position, len(self.paths))
+            if epoch not in orders:
+                orders[epoch] = self._order(epoch)
+            loaded = load_or_skip(self.paths[orders[epoch][offset]], size, self.decode_stats)
             position += 1
             if loaded is not None:
                 out[filled] = loaded[0]

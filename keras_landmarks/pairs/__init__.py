@@ -7,7 +7,7 @@ Submodules load on first use, so the NumPy path never imports TensorFlow."""
 
 from __future__ import annotations
 
-import importlib
+from keras_landmarks._lazy import lazy_attributes
 
 _SUBMODULES = ("cv2_sampler", "numpy_warps", "tps", "tps_basis", "warps")
 _EXPORTS = {"warp_pairs": "warps", "warp_frame_pairs": "warps"}
@@ -15,12 +15,4 @@ _EXPORTS = {"warp_pairs": "warps", "warp_frame_pairs": "warps"}
 __all__ = ["tps", "warps", "numpy_warps", "warp_frame_pairs", "warp_pairs"]
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    elif name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _SUBMODULES, _EXPORTS)

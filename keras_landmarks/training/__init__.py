@@ -6,7 +6,7 @@ import TensorFlow."""
 
 from __future__ import annotations
 
-import importlib
+from keras_landmarks._lazy import lazy_attributes
 
 _EXPORTS = {
     "build_model": "build", "make_optimizer": "build",
@@ -21,16 +21,4 @@ _SUBMODULES = ("build", "callbacks", "checkpoint", "distribute", "run", "rundir"
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    elif name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _SUBMODULES, _EXPORTS)
