@@ -8,7 +8,9 @@ r"""One-command check of a GPU machine with JAX or PyTorch and no TensorFlow (8 
 ``../shared/data/ytfaces``). Prints, as Markdown tables:
 
 1. the train step's samples/s at 128 px, batch 32 and 50, float32 and ``mixed_bfloat16``,
-   ``jit_compile`` on and off, with the peak device memory of each;
+   ``jit_compile`` on and off, with the peak device memory of each (PyTorch: the row's own
+   peak, reset before it; JAX cannot reset its counter, so a JAX row shows the peak of the
+   process so far: the largest of it and the rows above);
 2. the CPU data path (``data.numpy_pairs.FolderPairs``, NumPy + OpenCV on this machine's
    cores) in pairs/s, against the pairs/s the fastest step consumes;
 3. a ``--train_minutes`` (5) training on the ``train`` split's images (labels unused) with
