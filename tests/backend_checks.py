@@ -49,6 +49,7 @@ def test_numpy_pipeline_trains_resumes_and_saves(tmp_path):
     model = training.train(SMALL, dataset="image_folder", data_dir=folder, steps=6, save_every=2,
                            logdir=logdir, verbose=0)
     assert training.current_step(model) == 6  # resumed at 4, not restarted
+    assert model.jit_compile is (keras.config.backend() == "jax")  # "auto": XLA on JAX only
     assert np.all(np.isfinite(model.alpha.numpy())) and not np.allclose(model.alpha.numpy(), SMALL.alpha_init)
     out = os.environ.get("KERAS_LANDMARKS_TEST_OUT")
     if out:

@@ -406,6 +406,14 @@ def test_cli_help_lists_every_flag_and_the_library_s_choices():
 # -- small pieces --------------------------------------------------------------------------
 
 
+def test_jit_compile_auto_is_xla_on_jax_only_and_explicit_values_pass_through():
+    on_jax = keras.config.backend() == "jax"
+    assert training.resolve_jit_compile("auto") is on_jax and training.resolve_jit_compile(None) is on_jax
+    assert training.resolve_jit_compile(True) is True and training.resolve_jit_compile(False) is False
+    model = training.build_model(CFG)  # the default is "auto"
+    assert model.jit_compile is on_jax
+
+
 def test_optimizer_schedule_is_the_staircase_closed_form():
     cfg = CFG.replace(learning_rate=2e-3, lr_decay_rate=0.5, lr_decay_steps=3)
     opt = training.make_optimizer(cfg)

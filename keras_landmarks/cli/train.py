@@ -69,7 +69,9 @@ flags.DEFINE_enum("pipeline", "auto", ["auto", "tf_data", "numpy"], "Data path: 
                   "auto = tf_data when TensorFlow is installed.")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"],
                   "Keras mixed-precision policy (float16 adds dynamic loss scaling).")
-flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
+flags.DEFINE_bool("jit_compile", None, "Compile the train step (XLA; torch.compile on PyTorch). "
+                  "Default: on under JAX only, the fastest setting of each backend on a CPU "
+                  "(bench/train_step.py).")
 define_run_flags("model.keras", " Not with multi_worker.")
 
 for _name in ("steps", "image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
@@ -121,7 +123,7 @@ def main(argv) -> None:
     run_reporting_errors("train.py", lambda: training.train(
         cfg, dataset=FLAGS.dataset, data_dir=data_dir, steps=FLAGS.steps,
         logdir=FLAGS.logdir or os.path.join("runs", FLAGS.dataset), strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+        mixed_precision=FLAGS.mixed_precision, jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
         save_every=FLAGS.save_every, summary_every=FLAGS.summary_every,
         image_every=FLAGS.image_every, verbose=FLAGS.verbose, max_minutes=FLAGS.max_minutes,
         data_kwargs={"mafl_dir": os.path.expanduser(FLAGS.mafl_dir)} if FLAGS.mafl_dir else None,

@@ -26,7 +26,7 @@ import numpy as np
 from keras_landmarks import data
 from keras_landmarks.config import LandmarkConfig
 from keras_landmarks.model import LandmarkModel
-from keras_landmarks.training.build import build_model
+from keras_landmarks.training.build import build_model, resolve_jit_compile
 from keras_landmarks.training.callbacks import Progress, ResumableCheckpoint, StepLimit
 from keras_landmarks.training.checkpoint import CheckpointStore
 from keras_landmarks.training.distribute import (KerasStrategy, agreed_step, fit_multi_worker, is_multi_worker,
@@ -72,7 +72,7 @@ def make_callbacks(model: LandmarkModel, *, logdir: str, steps: int, summary_eve
 
 def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: int, logdir: str,
           strategy="auto", mixed_precision: str | None = None,
-          jit_compile: bool = False, save_every: int = 1000, summary_every: int = 100,
+          jit_compile: bool | str = "auto", save_every: int = 1000, summary_every: int = 100,
           image_every: int | None = None, verbose: int = 1, data_kwargs: dict | None = None,
           max_minutes: float | None = None, pipeline: str = "auto") -> LandmarkModel:
     """Train (or resume) a ``LandmarkModel`` for ``steps`` optimizer updates.
@@ -90,6 +90,8 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
       pipeline: ``data.PIPELINES``: ``tf_data``, ``numpy`` (no TensorFlow needed) or
         ``auto`` (``tf_data`` when TensorFlow is installed).
       mixed_precision: ``None``/``"none"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
+      jit_compile: ``True``, ``False`` or ``"auto"`` (XLA on JAX only: the fastest setting
+        of each backend on a CPU, ``build.resolve_jit_compile``).
       save_every, summary_every, image_every: steps between saves, scalar summaries and
         image summaries (default ``save_every``).
       max_minutes: also stop (and save) after this much training time, before ``steps``
@@ -107,7 +109,8 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
     run = {"dataset": dataset if isinstance(dataset, str) else getattr(dataset, "__name__", "custom"),
            "data_dir": data_dir, "steps": steps, "strategy": strategy if isinstance(strategy, str)
            else type(strategy).__name__, "mixed_precision": mixed_precision or "none",
-           "jit_compile": jit_compile, "save_every": save_every, "summary_every": summary_every,
+           "jit_compile": resolve_jit_compile(jit_compile), "save_every": save_every,
+           "summary_every": summary_every,
            "image_every": image_every, "data_kwargs": data_kwargs or {},
            "max_minutes": max_minutes, "pipeline": pipeline, "backend": keras.config.backend()}
     try:
