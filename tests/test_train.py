@@ -410,6 +410,8 @@ def test_jit_compile_auto_is_xla_on_jax_only_and_explicit_values_pass_through():
     on_jax = keras.config.backend() == "jax"
     assert training.resolve_jit_compile("auto") is on_jax and training.resolve_jit_compile(None) is on_jax
     assert training.resolve_jit_compile(True) is True and training.resolve_jit_compile(False) is False
+    with pytest.raises(ValueError, match="'off'"):
+        training.resolve_jit_compile("off")
     model = training.build_model(CFG)  # the default is "auto"
     assert model.jit_compile is on_jax
 

@@ -32,7 +32,7 @@ def make_optimizer(cfg: LandmarkConfig) -> keras.optimizers.Adam:
 
 
 def resolve_jit_compile(jit_compile: bool | str | None) -> bool:
-    """``"auto"``/``None`` -> XLA on JAX only; ``True``/``False`` as given.
+    """``"auto"``/``None`` -> XLA on JAX only; ``True``/``False`` as given; else ``ValueError``.
 
     Measured (``bench/train_step.py``, README "Backends side by side", 2-core AVX-512): on
     JAX, ``jit_compile=False`` runs every op eagerly (34 vs 56 samples/s at the demo's
@@ -40,6 +40,8 @@ def resolve_jit_compile(jit_compile: bool | str | None) -> bool:
     """
     if jit_compile is None or jit_compile == "auto":
         return keras.config.backend() == "jax"
+    if jit_compile not in (True, False):
+        raise ValueError(f"jit_compile={jit_compile!r}: use True, False or 'auto'")
     return bool(jit_compile)
 
 
