@@ -123,7 +123,7 @@ def main(argv) -> None:
     run_reporting_errors("train.py", lambda: training.train(
         cfg, dataset=FLAGS.dataset, data_dir=data_dir, steps=FLAGS.steps,
         logdir=FLAGS.logdir or os.path.join("runs", FLAGS.dataset), strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision, jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
+        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,  # None: "auto"
         save_every=FLAGS.save_every, summary_every=FLAGS.summary_every,
         image_every=FLAGS.image_every, verbose=FLAGS.verbose, max_minutes=FLAGS.max_minutes,
         data_kwargs={"mafl_dir": os.path.expanduser(FLAGS.mafl_dir)} if FLAGS.mafl_dir else None,

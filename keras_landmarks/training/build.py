@@ -52,9 +52,10 @@ def build_model(cfg: LandmarkConfig, *, strategy=None, mixed_precision: str | No
     Built under ``strategy``'s scope (a ``tf.distribute.Strategy``; default: the current
     one; TensorFlow only); ``mixed_precision`` is a Keras dtype policy (``"mixed_float16"``
     wraps the optimizer for loss scaling) used for this model only; the global policy is
-    restored afterwards. ``jit_compile``: ``True`` (XLA on TensorFlow
-    and JAX, ``torch.compile`` on PyTorch), ``False``, or ``"auto"`` (``resolve_jit_compile``:
-    on for JAX only).
+    restored afterwards. ``jit_compile``: ``True`` (XLA on TensorFlow and JAX,
+    ``torch.compile`` on PyTorch), ``False``, or ``"auto"``/``None`` (``resolve_jit_compile``:
+    on for JAX only). Its variables are created on
+    one blank ``[1, S, S, 3]`` float32 image (``S = cfg.image_size``).
     """
     previous = keras.mixed_precision.global_policy()
     if mixed_precision not in (None, "none", "float32"):

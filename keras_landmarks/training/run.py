@@ -109,11 +109,11 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
     run = {"dataset": dataset if isinstance(dataset, str) else getattr(dataset, "__name__", "custom"),
            "data_dir": data_dir, "steps": steps, "strategy": strategy if isinstance(strategy, str)
            else type(strategy).__name__, "mixed_precision": mixed_precision or "none",
-           "jit_compile": resolve_jit_compile(jit_compile), "save_every": save_every,
-           "summary_every": summary_every,
-           "image_every": image_every, "data_kwargs": data_kwargs or {},
+           "jit_compile": jit_compile, "save_every": save_every,
+           "summary_every": summary_every, "image_every": image_every, "data_kwargs": data_kwargs or {},
            "max_minutes": max_minutes, "pipeline": pipeline, "backend": keras.config.backend()}
     try:
+        run["jit_compile"] = resolve_jit_compile(jit_compile)  # a bad value is a setup error
         _check_run(run, max_minutes)
         strat = make_strategy(strategy) if isinstance(strategy, str) else strategy
         chief, backup_dir = _worker_backup(strat, cfg, logdir, max_minutes)
@@ -124,7 +124,7 @@ def train(cfg: LandmarkConfig, *, dataset, data_dir: str | None = None, steps: i
         make_pairs = _pairs_maker(dataset, data_dir, cfg, data_kwargs, decode_stats, pipeline)
         train_data = training_data(strat, make_pairs, cfg, planned["step"])
         model = build_model(cfg, strategy=strat, mixed_precision=mixed_precision,
-                            jit_compile=jit_compile)
+                            jit_compile=run["jit_compile"])
     except (ValueError, OSError) as err:
         raise TrainingSetupError(str(err)) from err
 
