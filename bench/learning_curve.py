@@ -81,6 +81,9 @@ def _args():
     p.add_argument("--data_dir", help="folder: the annotated folder (landmarks.csv with a split column)")
     p.add_argument("--points", help="folder: the CSV's point names, eyes first (le,re,n,lm,rm)")
     p.add_argument("--train_split", default="train")
+    p.add_argument("--train_video", help="folder: train on video pairs of the clips in this folder instead "
+                   "(two frames of one clip); the regressor and the error stay on --data_dir")
+    p.add_argument("--video_tps", action="store_true", help="--train_video: also TPS-warp both frames")
     p.add_argument("--preset", help=f"start from a preset ({', '.join(sorted(PRESETS))}); flags override")
     p.add_argument("--image_size", type=int)
     p.add_argument("--width", type=int)
@@ -89,6 +92,9 @@ def _args():
     p.add_argument("--batch_size", type=int)
     p.add_argument("--learning_rate", type=float)
     p.add_argument("--gaussian_sigma", type=float)
+    p.add_argument("--normalization", choices=["batch", "group", "none"])
+    p.add_argument("--lr_decay_rate", type=float, help="learning-rate factor every --lr_decay_steps")
+    p.add_argument("--lr_decay_steps", type=int)
     p.add_argument("--target_warp", help="a,b,rotation_deg,scale,translation of the target TPS")
     p.add_argument("--source_warp", help="the same for the source TPS")
     p.add_argument("--pairs", choices=["video", "tps"], default="video", help="synthetic only")
@@ -104,13 +110,17 @@ def _args():
         p.error(f"--steps={a.steps} must be a multiple of --eval_every={a.eval_every}")
     if a.dataset == "folder" and not (a.data_dir and a.points):
         p.error("--dataset=folder needs --data_dir and --points")
+    if a.train_video and a.dataset != "folder":
+        p.error("--train_video needs --dataset=folder (the annotated folder to measure on)")
     return a
 
 
 def _config(a):
     name = a.preset or ("synthetic" if a.dataset == "synthetic" else "image_folder")
     over = {k: getattr(a, k) for k in ("image_size", "width", "num_landmarks", "perceptual", "batch_size",
-                                       "learning_rate", "gaussian_sigma") if getattr(a, k) is not None}
+                                       "learning_rate", "gaussian_sigma", "lr_decay_rate", "lr_decay_steps",
+                                       "normalization")
+            if getattr(a, k) is not None}
     if a.dataset == "synthetic" and a.preset is None:
         over = {"width": 16, "num_landmarks": 20, "perceptual": "l2", "batch_size": 16, **over}  # the demo's
     for key in ("target_warp", "source_warp"):
@@ -142,16 +152,20 @@ def main() -> None:
                                              num_train=a.num_train, num_test=a.num_test)
         where = "toy faces"
     else:
-        pairs = data.training_pairs("image_folder", data_dir=landmarks_csv.split_folder(a.data_dir, a.train_split),
-                                    **size, **warps)
+        if a.train_video:
+            pairs = data.training_pairs("video", data_dir=a.train_video, tps=a.video_tps, **size, **warps)
+            where = f"{a.train_video} (video pairs{', TPS' if a.video_tps else ''}) -> {a.data_dir}"
+        else:
+            pairs = data.training_pairs("image_folder", **size, **warps,
+                                        data_dir=landmarks_csv.split_folder(a.data_dir, a.train_split))
+            where = f"{a.data_dir} ({a.train_split} images)"
         splits = evaluation.annotated_splits("folder", image_size=cfg.image_size, batch_size=250,
                                              data_dir=a.data_dir, points=tuple(a.points.split(",")))
-        where = f"{a.data_dir} ({a.train_split} images)"
     probe = next(iter(pairs.take(1)))
     probe = {k: v[:16] for k, v in probe.items()}
 
     print(f"{where} {cfg.image_size}px, K={cfg.num_landmarks}, width {cfg.width}, {cfg.perceptual}, "
-          f"batch {cfg.batch_size}, lr {cfg.learning_rate:g}, sigma {cfg.gaussian_sigma:g}, "
+          f"{cfg.normalization} norm, batch {cfg.batch_size}, lr {cfg.learning_rate:g} x{cfg.lr_decay_rate:g}/{cfg.lr_decay_steps}, sigma {cfg.gaussian_sigma:g}, "
           f"target warp {tuple(vars(cfg.target_warp).values())}, source warp "
           f"{tuple(vars(cfg.source_warp).values())}; {len(os.sched_getaffinity(0))} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")

@@ -62,6 +62,9 @@ class LandmarkConfig:
       batch_size: global batch size (50).
       sync_batchnorm: BatchNorm statistics over the global batch under ``tf.distribute``
         (so N replicas train exactly like one device); no effect on one device.
+      normalization: what follows each conv of Phi and the renderer: ``"batch"``
+        (BatchNorm, official), ``"group"`` (GroupNorm, 8 groups or fewer when the conv has
+        fewer filters: independent of the batch size) or ``"none"`` (the conv gets a bias).
       seed: seed of data randomness and initialisation.
       target_warp, source_warp: TPS parameters of the static-image pairs.
     """
@@ -83,6 +86,7 @@ class LandmarkConfig:
     clipnorm: float = 1.0
     batch_size: int = 50
     sync_batchnorm: bool = True
+    normalization: str = "batch"
     seed: int = 0
     target_warp: WarpParams = TARGET_WARP
     source_warp: WarpParams = SOURCE_WARP
@@ -100,6 +104,9 @@ class LandmarkConfig:
             raise ValueError(f"num_landmarks must be >= 1, got {self.num_landmarks}")
         if self.gaussian_mode not in ("rot", "paper"):
             raise ValueError(f"gaussian_mode must be 'rot' or 'paper', got {self.gaussian_mode!r}")
+        if self.normalization not in ("batch", "group", "none"):
+            raise ValueError(
+                f"normalization must be 'batch', 'group' or 'none', got {self.normalization!r}")
         if len(self.alpha_init) != len(PERCEPTUAL_LAYERS):
             raise ValueError(
                 f"alpha_init needs {len(PERCEPTUAL_LAYERS)} values, got {len(self.alpha_init)}"

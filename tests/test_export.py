@@ -27,9 +27,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S, K = 32, 4
 
 
-def make_detector(seed: int = 0) -> keras.Model:
+def make_detector(seed: int = 0, normalization: str = "batch") -> keras.Model:
     keras.utils.set_random_seed(seed)
-    det = build_detector(LandmarkConfig(image_size=S, width=8, num_landmarks=K))
+    det = build_detector(LandmarkConfig(image_size=S, width=8, num_landmarks=K, normalization=normalization))
     head = det.get_layer("score_maps")
     kernel, bias = head.get_weights()
     head.set_weights([kernel * 300.0, bias])  # peaky softmax: points leave the centre
@@ -184,6 +184,17 @@ def test_float32_input_variant_without_score_maps(det, images, tmp_path):
         out = runner(images.astype(np.float32))
         assert set(out) == {"keypoints", "keypoints_normalized"}
         np.testing.assert_allclose(out["keypoints"], reference["keypoints"], atol=1e-3)
+
+
+@pytest.mark.parametrize("normalization", ["group", "none"])
+def test_other_normalizations_export_with_parity(normalization, images, tmp_path):
+    det = make_detector(normalization=normalization)
+    reference = D.KerasRunner("keras", detector=det)(images)
+    assert np.ptp(reference["keypoints"]) > 1.0  # points that move: parity means something
+    for path in (onnx_export.export_onnx(det, str(tmp_path / "d.onnx")),
+                 tflite.export_tflite(det, str(tmp_path / "d.tflite"))):
+        out = runners.load_runner(path)(images)
+        np.testing.assert_allclose(out["keypoints"], reference["keypoints"], atol=1e-3, err_msg=path)
 
 
 def test_int8_full_integer_softargmax(det, data_dir, images, tmp_path):

@@ -27,6 +27,34 @@ def test_official_encoder_shape_and_parameter_count():
     assert enc.count_params() == want
 
 
+@pytest.mark.parametrize("normalization,per_conv", [
+    ("group", lambda c: 2 * c),  # GroupNorm: gamma, beta
+    ("none", lambda c: c),       # the conv's bias instead
+])
+def test_encoder_parameter_count_per_normalization(normalization, per_conv):
+    cfg = LandmarkConfig(image_size=64, width=8, normalization=normalization)
+    enc = build_encoder(cfg)
+    layers = [(7, 3, 8), (3, 8, 8), (3, 8, 16), (3, 16, 16), (3, 16, 32), (3, 32, 32)]
+    assert enc.count_params() == sum(_conv_params(k, i, o) + per_conv(o) for k, i, o in layers)
+    kinds = {type(l).__name__ for l in enc.layers}
+    assert "BatchNormalization" not in kinds
+    assert ("GroupNormalization" in kinds) == (normalization == "group")
+
+
+@pytest.mark.parametrize("normalization,independent", [("batch", False), ("group", True), ("none", True)])
+def test_training_output_depends_on_the_rest_of_the_batch_only_with_batchnorm(normalization, independent):
+    """In training mode BatchNorm normalises over the batch, so an example's features change
+    with its batch mates; GroupNorm and no normalisation compute each example alone."""
+    enc = build_encoder(LandmarkConfig(image_size=32, width=8, normalization=normalization))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    mates = [rng.uniform(0, 255, (3, 32, 32, 3)).astype("float32") for _ in range(2)]
+    a, b = (keras.ops.convert_to_numpy(enc(np.concatenate([x, m]), training=True))[0] for m in mates)
+    assert np.allclose(a, b, atol=1e-4) == independent
+    if independent:  # and equal to the example on its own
+        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(enc(x, training=True))[0], atol=1e-4)
+
+
 @pytest.mark.parametrize("size,channels", [(64, 128), (128, 256)])
 def test_detector_and_renderer_shapes(size, channels):
     cfg = LandmarkConfig(image_size=size, num_landmarks=7)
@@ -70,6 +98,7 @@ def test_weight_decay_regularises_every_conv_kernel():
         ({"perceptual": "resnet"}, "perceptual"),
         ({"perceptual": "vgg19:"}, "file path"),
         ({"alpha_init": (1.0, 2.0)}, "alpha_init"),
+        ({"normalization": "layer"}, "normalization"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, match):

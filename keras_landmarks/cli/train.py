@@ -31,7 +31,7 @@ _DEFAULT = LandmarkConfig()
 
 # Flags that override fields of the dataset's LandmarkConfig preset when given.
 CONFIG_FLAGS = ("image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
-                "learning_rate", "lr_decay_rate", "lr_decay_steps", "perceptual", "seed")
+                "learning_rate", "lr_decay_rate", "lr_decay_steps", "perceptual", "normalization", "seed")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", None, list(DATASETS), "Training pairs: CelebA (TFDS), a folder "
@@ -56,6 +56,8 @@ flags.DEFINE_integer("lr_decay_steps", _DEFAULT.lr_decay_steps, "Steps between l
 flags.DEFINE_string("perceptual", _DEFAULT.perceptual, "Reconstruction loss: vgg19_imagenet, "
                     "vgg19:<weights .h5>, vgg19_random, l2 (pixels) or l2_grad (pixels and their "
                     "x/y differences).")
+flags.DEFINE_enum("normalization", _DEFAULT.normalization, ["batch", "group", "none"],
+                  "After each conv: BatchNorm (official), GroupNorm (batch-size independent) or none.")
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialisation and data.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "data_parallel", "multi_worker", "tpu"],
                   "Distribution: auto = all GPUs when there are several; multi_worker reads "

@@ -8,20 +8,31 @@ from keras import layers
 from keras_landmarks.config import LandmarkConfig
 
 
+GROUPS = 8  # GroupNorm's groups (Wu and He 2018 use 32 on ImageNet nets 4-16x wider)
+
+
 def conv_bn_relu(x, cfg: LandmarkConfig, filters: int, kernel_size: int, strides: int, name: str):
-    """conv (no bias) + BatchNorm + ReLU, "same" padding: the unit of Phi and the renderer."""
+    """conv + normalisation + ReLU, "same" padding: the unit of Phi and the renderer.
+
+    ``cfg.normalization``: ``"batch"`` conv (no bias) + BatchNorm (official), ``"group"``
+    conv (no bias) + GroupNorm with ``min(GROUPS, filters)`` groups, ``"none"`` conv with
+    a bias.
+    """
     x = layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding="same",
-        use_bias=False,
+        use_bias=cfg.normalization == "none",
         kernel_regularizer=kernel_regularizer(cfg),
         name=f"{name}_conv",
     )(x)
-    # Synchronised statistics are tf.distribute's; a JAX DataParallel batch is global already.
-    sync = cfg.sync_batchnorm and keras.config.backend() == "tensorflow"
-    x = layers.BatchNormalization(synchronized=sync, name=f"{name}_bn")(x)
+    if cfg.normalization == "batch":
+        # Synchronised statistics are tf.distribute's; a JAX DataParallel batch is global already.
+        sync = cfg.sync_batchnorm and keras.config.backend() == "tensorflow"
+        x = layers.BatchNormalization(synchronized=sync, name=f"{name}_bn")(x)
+    elif cfg.normalization == "group":
+        x = layers.GroupNormalization(groups=min(GROUPS, filters), name=f"{name}_gn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
