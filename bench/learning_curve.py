@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from keras_landmarks import data, evaluation, preset, training
-from keras_landmarks.config import PRESETS, WarpParams
+from keras_landmarks.config import NORMALIZATIONS, PRESETS, WarpParams
 from keras_landmarks.data import landmarks_csv
 from keras_landmarks.evaluation import diagnostics
 from keras_landmarks.evaluation import protocol as lm_eval
@@ -92,7 +92,7 @@ def _args():
     p.add_argument("--batch_size", type=int)
     p.add_argument("--learning_rate", type=float)
     p.add_argument("--gaussian_sigma", type=float)
-    p.add_argument("--normalization", choices=["batch", "group", "none"])
+    p.add_argument("--normalization", choices=NORMALIZATIONS)
     p.add_argument("--lr_decay_rate", type=float, help="learning-rate factor every --lr_decay_steps")
     p.add_argument("--lr_decay_steps", type=int)
     p.add_argument("--target_warp", help="a,b,rotation_deg,scale,translation of the target TPS")
@@ -122,7 +122,8 @@ def _config(a):
                                        "normalization")
             if getattr(a, k) is not None}
     if a.dataset == "synthetic" and a.preset is None:
-        over = {"width": 16, "num_landmarks": 20, "perceptual": "l2", "batch_size": 16, **over}  # the demo's
+        over = {"width": 16, "num_landmarks": 64, "perceptual": "l2", "batch_size": 16, "learning_rate": 2e-3,
+                **over}  # the demo's (trainers/demo.py)
     for key in ("target_warp", "source_warp"):
         if getattr(a, key):
             over[key] = WarpParams(*(float(v) for v in getattr(a, key).split(",")))
@@ -165,7 +166,8 @@ def main() -> None:
     probe = {k: v[:16] for k, v in probe.items()}
 
     print(f"{where} {cfg.image_size}px, K={cfg.num_landmarks}, width {cfg.width}, {cfg.perceptual}, "
-          f"{cfg.normalization} norm, batch {cfg.batch_size}, lr {cfg.learning_rate:g} x{cfg.lr_decay_rate:g}/{cfg.lr_decay_steps}, sigma {cfg.gaussian_sigma:g}, "
+          f"{cfg.normalization} norm, batch {cfg.batch_size}, "
+          f"lr {cfg.learning_rate:g} x{cfg.lr_decay_rate:g}/{cfg.lr_decay_steps}, sigma {cfg.gaussian_sigma:g}, "
           f"target warp {tuple(vars(cfg.target_warp).values())}, source warp "
           f"{tuple(vars(cfg.source_warp).values())}; {len(os.sched_getaffinity(0))} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")

@@ -34,6 +34,8 @@ class WarpParams:
     translation: float = 0.1
 
 
+NORMALIZATIONS = ("batch", "group", "none")  # LandmarkConfig.normalization's values
+
 TARGET_WARP = WarpParams(a=0.001, b=0.005, rotation_deg=0.0, scale=0.0, translation=0.1)
 SOURCE_WARP = WarpParams(a=0.001, b=0.01, rotation_deg=5.0, scale=0.1, translation=0.1)
 
@@ -104,9 +106,8 @@ class LandmarkConfig:
             raise ValueError(f"num_landmarks must be >= 1, got {self.num_landmarks}")
         if self.gaussian_mode not in ("rot", "paper"):
             raise ValueError(f"gaussian_mode must be 'rot' or 'paper', got {self.gaussian_mode!r}")
-        if self.normalization not in ("batch", "group", "none"):
-            raise ValueError(
-                f"normalization must be 'batch', 'group' or 'none', got {self.normalization!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
         if len(self.alpha_init) != len(PERCEPTUAL_LAYERS):
             raise ValueError(
                 f"alpha_init needs {len(PERCEPTUAL_LAYERS)} values, got {len(self.alpha_init)}"

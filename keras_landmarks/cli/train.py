@@ -24,7 +24,7 @@ from absl import app, flags
 from keras_landmarks.cli._flags import (DATASETS, check_data_dir, check_mafl_dir, define_run_flags,
                                         fail as _fail, import_tensorflow, run_main,
                                         run_reporting_errors)
-from keras_landmarks.config import PRESETS, LandmarkConfig
+from keras_landmarks.config import NORMALIZATIONS, PRESETS, LandmarkConfig
 from keras_landmarks.losses.defaults import PERCEPTUAL_CHOICES
 
 _DEFAULT = LandmarkConfig()
@@ -56,7 +56,7 @@ flags.DEFINE_integer("lr_decay_steps", _DEFAULT.lr_decay_steps, "Steps between l
 flags.DEFINE_string("perceptual", _DEFAULT.perceptual, "Reconstruction loss: vgg19_imagenet, "
                     "vgg19:<weights .h5>, vgg19_random, l2 (pixels) or l2_grad (pixels and their "
                     "x/y differences).")
-flags.DEFINE_enum("normalization", _DEFAULT.normalization, ["batch", "group", "none"],
+flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATIONS),
                   "After each conv: BatchNorm (official), GroupNorm (batch-size independent) or none.")
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialisation and data.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "data_parallel", "multi_worker", "tpu"],
