@@ -116,14 +116,11 @@ def _args():
 
 
 def _config(a):
-    name = a.preset or ("synthetic" if a.dataset == "synthetic" else "image_folder")
+    name = a.preset or ("demo" if a.dataset == "synthetic" else "image_folder")  # demo: make demo's model
     over = {k: getattr(a, k) for k in ("image_size", "width", "num_landmarks", "perceptual", "batch_size",
                                        "learning_rate", "gaussian_sigma", "lr_decay_rate", "lr_decay_steps",
                                        "normalization")
             if getattr(a, k) is not None}
-    if a.dataset == "synthetic" and a.preset is None:
-        over = {"width": 16, "num_landmarks": 64, "perceptual": "l2", "batch_size": 16, "learning_rate": 2e-3,
-                **over}  # the demo's (trainers/demo.py)
     for key in ("target_warp", "source_warp"):
         if getattr(a, key):
             over[key] = WarpParams(*(float(v) for v in getattr(a, key).split(",")))

@@ -65,8 +65,8 @@ class LandmarkConfig:
       sync_batchnorm: BatchNorm statistics over the global batch under ``tf.distribute``
         (so N replicas train exactly like one device); no effect on one device.
       normalization: what follows each conv of Phi and the renderer: ``"batch"``
-        (BatchNorm, official), ``"group"`` (GroupNorm, 8 groups or fewer when the conv has
-        fewer filters: independent of the batch size) or ``"none"`` (the conv gets a bias).
+        (BatchNorm, official), ``"group"`` (GroupNorm, ``gcd(8, filters)`` groups: independent
+        of the batch size) or ``"none"`` (the conv gets a bias).
       seed: seed of data randomness and initialisation.
       target_warp, source_warp: TPS parameters of the static-image pairs.
     """
@@ -162,6 +162,9 @@ PRESETS: dict[str, dict] = {
     # CPU minute on ytfaces (BUILD.md, "Experiment log: real faces"); on a GPU use the
     # dataset's own preset (the paper's 128 px VGG recipe).
     "real_faces": {"image_size": 32, "width": 16, "perceptual": "l2", "batch_size": 16},
+    # make demo's model (trainers/demo.py's defaults): toy faces in 11 CPU minutes (BUILD.md, "The demo").
+    "demo": {"image_size": 64, "width": 16, "num_landmarks": 64, "perceptual": "l2", "batch_size": 16,
+             "learning_rate": 2e-3},
 }
 
 

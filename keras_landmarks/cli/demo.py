@@ -29,6 +29,9 @@ import time
 from absl import app, flags
 
 from keras_landmarks.cli._flags import import_tensorflow, run_main
+from keras_landmarks.config import PRESETS
+
+_DEMO = PRESETS["demo"]  # the model's defaults, shared with bench/learning_curve.py
 
 logger = logging.getLogger("keras_landmarks.demo")
 
@@ -39,15 +42,15 @@ flags.DEFINE_integer("steps", 50_000, "At most this many training steps (a cap: 
 flags.DEFINE_float("max_minutes", 11.0, "Training time budget in minutes (0: none, train --steps). "
                    "Running the same command again trains another budget from where it stopped.")
 flags.DEFINE_integer("save_every", 500, "Steps between saves of model.keras and the resume state.")
-flags.DEFINE_integer("batch_size", 16, "Global batch size.")
-flags.DEFINE_integer("image_size", 64, "Image side (power of two).")
-flags.DEFINE_integer("width", 16, "Encoder width (official 32).")
-flags.DEFINE_integer("num_landmarks", 64, "K (more points cost little here and give the "
+flags.DEFINE_integer("batch_size", _DEMO["batch_size"], "Global batch size.")
+flags.DEFINE_integer("image_size", _DEMO["image_size"], "Image side (power of two).")
+flags.DEFINE_integer("width", _DEMO["width"], "Encoder width (official 32).")
+flags.DEFINE_integer("num_landmarks", _DEMO["num_landmarks"], "K (more points cost little here and give the "
                      "regressor more to combine: BUILD.md, 'The demo').")
-flags.DEFINE_string("perceptual", "l2", "Reconstruction loss (see landmarks-train --perceptual).")
+flags.DEFINE_string("perceptual", _DEMO["perceptual"], "Reconstruction loss (see landmarks-train --perceptual).")
 flags.DEFINE_enum("pairs", "video", ["video", "tps"],
                   "Toy-face pairs: two poses of one face (video) or two TPS warps of one image.")
-flags.DEFINE_float("learning_rate", 2e-3, "Adam learning rate.")
+flags.DEFINE_float("learning_rate", _DEMO["learning_rate"], "Adam learning rate.")
 flags.DEFINE_integer("num_train", 2000, "Annotated toy faces to fit the regressor.")
 flags.DEFINE_integer("num_test", 500, "Held-out toy faces to measure on.")
 flags.DEFINE_bool("export", True, "Export the trained detector (SavedModel, TFLite, ONNX).")
@@ -62,7 +65,7 @@ def main(argv):
     from keras_landmarks.config import preset  # noqa: PLC0415
     from keras_landmarks.training.rundir import current_step, model_file  # noqa: PLC0415
 
-    cfg = preset("synthetic", image_size=FLAGS.image_size, width=FLAGS.width,
+    cfg = preset("demo", image_size=FLAGS.image_size, width=FLAGS.width,
                  num_landmarks=FLAGS.num_landmarks, perceptual=FLAGS.perceptual,
                  batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate)
     timings = {}

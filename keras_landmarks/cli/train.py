@@ -41,7 +41,8 @@ flags.DEFINE_string("data_dir", None, "image_folder/video: the folder to read (r
 flags.DEFINE_string("mafl_dir", None, "celeb_a only: folder with MAFL training.txt/testing.txt; "
                     "MAFL test images are then left out of training (paper protocol).")
 flags.DEFINE_enum("preset", None, list(PRESETS), "Settings to start from (default: the "
-                  "--dataset's own); real_faces = the CPU recipe for real photographs. Other "
+                  "--dataset's own); real_faces = the CPU recipe for real photographs, demo = make "
+                  "demo's toy-face model. Other "
                   "flags override it.")
 flags.DEFINE_string("logdir", None, "Output and resume folder (default runs/<dataset>).")
 flags.DEFINE_integer("steps", 100_000, "Total optimizer steps (a resumed run continues to it).")

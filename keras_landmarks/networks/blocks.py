@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
@@ -14,9 +16,10 @@ GROUPS = 8  # GroupNorm's groups (Wu and He 2018 use 32 on ImageNet nets 4-16x w
 def conv_bn_relu(x, cfg: LandmarkConfig, filters: int, kernel_size: int, strides: int, name: str):
     """conv + normalisation + ReLU, "same" padding: the unit of Phi and the renderer.
 
-    ``cfg.normalization``: ``"batch"`` conv (no bias) + BatchNorm (official), ``"group"``
-    conv (no bias) + GroupNorm with ``min(GROUPS, filters)`` groups, ``"none"`` conv with
-    a bias.
+    ``x`` ``[B, H, W, C]`` -> ``[B, ceil(H / strides), ceil(W / strides), filters]``, the
+    compute dtype. ``cfg.normalization``: ``"batch"`` conv (no bias) + BatchNorm (official),
+    ``"group"`` conv (no bias) + GroupNorm with ``gcd(GROUPS, filters)`` groups (8 for any
+    width divisible by 8), ``"none"`` conv with a bias.
     """
     x = layers.Conv2D(
         filters,
@@ -32,7 +35,7 @@ def conv_bn_relu(x, cfg: LandmarkConfig, filters: int, kernel_size: int, strides
         sync = cfg.sync_batchnorm and keras.config.backend() == "tensorflow"
         x = layers.BatchNormalization(synchronized=sync, name=f"{name}_bn")(x)
     elif cfg.normalization == "group":
-        x = layers.GroupNormalization(groups=min(GROUPS, filters), name=f"{name}_gn")(x)
+        x = layers.GroupNormalization(groups=math.gcd(GROUPS, filters), name=f"{name}_gn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
