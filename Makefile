@@ -16,8 +16,8 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) trainers/demo.py --logdir=runs/demo
 
-# Test suite (CPU, generated data only), on every core with pytest-xdist: 337 tests in 11-13.5 min on the
-# 2-core AVX-512 machine, 2026-12-03 (12 min 8 s for the last run; with the JAX and PyTorch subprocess tests, ~4 min of it);
+# Test suite (CPU, generated data only), on every core with pytest-xdist: 339 tests in 11-13.5 min on the
+# 2-core AVX-512 machine, 2026-12-03 (11 min 33 s for the last run; with the JAX and PyTorch subprocess tests, ~4 min of it);
 # 309 tests took 5 min 13 s there on 2026-12-02, 12 min 38 s on a slower machine of the same kind.
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto tests

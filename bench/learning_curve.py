@@ -57,7 +57,8 @@ class Curve(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.train_s += time.monotonic() - self.start
         step = self.last_step = self.step0 + (epoch + 1) * self.every
-        (tr_det, tr_gt, _), (te_det, te_gt, _) = (lm_eval.collect(self.model.detector, s) for s in self.splits)
+        with training.averaged_weights(self.model):  # the weights' average when the run keeps one
+            (tr_det, tr_gt, _), (te_det, te_gt, _) = (lm_eval.collect(self.model.detector, s) for s in self.splits)
         self.report = r = lm_eval.evaluate_points(tr_det, tr_gt, te_det, te_gt)
         d = diagnostics.diagnose(self.model, self.probe)
         loss = (logs or {}).get("loss", float("nan"))
@@ -93,10 +94,13 @@ def _args():
     p.add_argument("--learning_rate", type=float)
     p.add_argument("--gaussian_sigma", type=float)
     p.add_argument("--normalization", choices=NORMALIZATIONS)
+    p.add_argument("--weight_ema", type=float, help="moving-average momentum of the weights (measured with it)")
     p.add_argument("--lr_decay_rate", type=float, help="learning-rate factor every --lr_decay_steps")
     p.add_argument("--lr_decay_steps", type=int)
     p.add_argument("--target_warp", help="a,b,rotation_deg,scale,translation of the target TPS")
     p.add_argument("--source_warp", help="the same for the source TPS")
+    p.add_argument("--mixed_precision", choices=training.PRECISIONS, default="none",
+                   help="mixed_bfloat16: bf16 convs (AVX512_BF16 / AMX CPUs, GPUs)")
     p.add_argument("--pairs", choices=["video", "tps"], default="video", help="synthetic only")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--max_minutes", type=float, help="also stop after this much training time")
@@ -119,7 +123,7 @@ def _config(a):
     name = a.preset or ("demo" if a.dataset == "synthetic" else "image_folder")  # demo: make demo's model
     over = {k: getattr(a, k) for k in ("image_size", "width", "num_landmarks", "perceptual", "batch_size",
                                        "learning_rate", "gaussian_sigma", "lr_decay_rate", "lr_decay_steps",
-                                       "normalization")
+                                       "normalization", "weight_ema")
             if getattr(a, k) is not None}
     for key in ("target_warp", "source_warp"):
         if getattr(a, key):
@@ -139,7 +143,7 @@ def main() -> None:
         model = keras.models.load_model(os.path.join(a.logdir, "model.keras"))
         print(f"resuming {a.logdir} at step {start[0]} ({start[1]:.0f} s trained)")
     else:
-        model = training.build_model(cfg)
+        model = training.build_model(cfg, mixed_precision=a.mixed_precision)
         if a.logdir:
             os.makedirs(a.logdir, exist_ok=True)
     warps = {"target_warp": cfg.target_warp, "source_warp": cfg.source_warp}
@@ -163,8 +167,8 @@ def main() -> None:
     probe = {k: v[:16] for k, v in probe.items()}
 
     print(f"{where} {cfg.image_size}px, K={cfg.num_landmarks}, width {cfg.width}, {cfg.perceptual}, "
-          f"{cfg.normalization} norm, batch {cfg.batch_size}, "
-          f"lr {cfg.learning_rate:g} x{cfg.lr_decay_rate:g}/{cfg.lr_decay_steps}, sigma {cfg.gaussian_sigma:g}, "
+          f"{cfg.normalization} norm, {a.mixed_precision} precision, batch {cfg.batch_size}, "
+          f"lr {cfg.learning_rate:g} x{cfg.lr_decay_rate:g}/{cfg.lr_decay_steps}, EMA {cfg.weight_ema:g}, sigma {cfg.gaussian_sigma:g}, "
           f"target warp {tuple(vars(cfg.target_warp).values())}, source warp "
           f"{tuple(vars(cfg.source_warp).values())}; {len(os.sched_getaffinity(0))} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")

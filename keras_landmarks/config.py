@@ -61,6 +61,9 @@ class LandmarkConfig:
       learning_rate, lr_decay_rate, lr_decay_steps: Adam with a staircase exponential
         schedule (1e-3, x0.95 every 100k steps).
       clipnorm: per-variable gradient norm clip (1.0).
+      weight_ema: momentum of an exponential moving average of the trainable weights kept
+        by the optimizer (Keras ``use_ema``); the saved ``model.keras`` (what is evaluated
+        and exported) holds the average, the resume state the raw weights. 0: off (official).
       batch_size: global batch size (50).
       sync_batchnorm: BatchNorm statistics over the global batch under ``tf.distribute``
         (so N replicas train exactly like one device); no effect on one device.
@@ -86,6 +89,7 @@ class LandmarkConfig:
     lr_decay_rate: float = 0.95
     lr_decay_steps: int = 100_000
     clipnorm: float = 1.0
+    weight_ema: float = 0.0
     batch_size: int = 50
     sync_batchnorm: bool = True
     normalization: str = "batch"
@@ -106,6 +110,8 @@ class LandmarkConfig:
             raise ValueError(f"num_landmarks must be >= 1, got {self.num_landmarks}")
         if self.gaussian_mode not in ("rot", "paper"):
             raise ValueError(f"gaussian_mode must be 'rot' or 'paper', got {self.gaussian_mode!r}")
+        if not 0.0 <= self.weight_ema < 1.0:
+            raise ValueError(f"weight_ema must be in [0, 1) (0: off), got {self.weight_ema}")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
         if len(self.alpha_init) != len(PERCEPTUAL_LAYERS):
@@ -164,7 +170,7 @@ PRESETS: dict[str, dict] = {
     "real_faces": {"image_size": 32, "width": 16, "perceptual": "l2", "batch_size": 16},
     # make demo's model (trainers/demo.py's defaults): toy faces in 11 CPU minutes (BUILD.md, "The demo").
     "demo": {"image_size": 64, "width": 16, "num_landmarks": 64, "perceptual": "l2", "batch_size": 16,
-             "learning_rate": 2e-3},
+             "learning_rate": 2e-3, "weight_ema": 0.99, "gaussian_sigma": 0.15},
 }
 
 

@@ -346,6 +346,49 @@ def test_time_budget_stops_saves_and_the_same_call_continues(tmp_path):
         training.train(CFG, dataset=repeat, steps=5, logdir=logdir, max_minutes=0, verbose=0)
 
 
+def _fixed_batches(seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (4, S, S, 3)).astype("float32")
+    batch = {"image": x, "future_image": np.roll(x, 2, axis=1), "mask": np.ones((4, S, S, 1), "float32")}
+    return lambda batch_size, seed: tf.data.Dataset.from_tensors(batch).repeat()
+
+
+def test_weight_ema_is_the_moving_average_of_the_raw_weights_step_by_step():
+    m = 0.8
+    model = training.build_model(CFG.replace(weight_ema=m))
+    raw = []  # the trainable weights after each step
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: raw.append(
+        [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]))
+    model.fit(_fixed_batches()(4, 0), steps_per_epoch=5, epochs=1, callbacks=[record], verbose=0)
+    average = raw[0]  # numpy reference: the first step's weights, then a = m a + (1 - m) w
+    for weights in raw[1:]:
+        average = [m * a + (1 - m) * w for a, w in zip(average, weights)]
+    # Keras puts the average into the model at the end of fit.
+    for got, want in zip(model.trainable_variables, average):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(average[0], raw[-1][0])  # not vacuous: the average lags the weights
+
+
+def test_with_weight_ema_model_keras_holds_the_average_and_the_resume_state_the_raw_weights(tmp_path):
+    cfg, logdir = CFG.replace(weight_ema=0.5), str(tmp_path / "run")
+    model = training.train(cfg, dataset=_fixed_batches(), steps=6, logdir=logdir, save_every=3, verbose=0)
+    published = keras.saving.load_model(os.path.join(logdir, "model.keras"))
+    resumable = training.build_model(cfg)
+    resumable.load_weights(_latest_weights(os.path.join(logdir, "backup")))
+    assert int(resumable.optimizer.iterations.numpy()) == 6
+    raw = [keras.ops.convert_to_numpy(v) for v in resumable.trainable_variables]
+    with training.averaged_weights(resumable):
+        for a, b in zip(published.trainable_variables, resumable.trainable_variables):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-7)
+    for a, b in zip(resumable.trainable_variables, raw):  # back to the raw weights on exit
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
+    assert not np.allclose(keras.ops.convert_to_numpy(published.trainable_variables[0]), raw[0])
+    for a, b in zip(published.trainable_variables, model.trainable_variables):  # train() returns it too
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-7)
+    with pytest.raises(ValueError, match="weight_ema must be in"):
+        CFG.replace(weight_ema=1.0)
+
+
 # -- command-line errors -------------------------------------------------------------------
 
 

@@ -10,10 +10,10 @@ r"""The main job (``make demo``): learn landmarks on toy faces, offline, on a CP
 3. exports the detector (SavedModel, TFLite, ONNX) with a parity check;
 4. writes ``<logdir>/REPORT.md`` with what it reached and how long each part took.
 
-The defaults (64x64, width 16, K=64, Adam 2e-3, pixel-L2 loss, two-pose "video" pairs, 11
-minutes of training) were chosen by measurement on 2-core CPUs (BUILD.md, "The demo"): the whole job
-takes ~12-13 minutes whatever the CPU's speed, and a faster CPU trains more steps in it.
-Running the same command again resumes an interrupted run, or trains a finished one for
+The defaults (64x64, width 16, K=64, Adam 2e-3, a 0.99 moving average of the weights as the
+detector, pixel-L2 loss, two-pose "video" pairs, 11 minutes of training) were chosen by
+measurement on 2-core CPUs (BUILD.md, "The demo"): the whole job takes ~12-13 minutes
+whatever the CPU's speed, and a faster CPU trains more steps in it. Running the same command again resumes an interrupted run, or trains a finished one for
 another budget.
 """
 
@@ -51,6 +51,8 @@ flags.DEFINE_string("perceptual", _DEMO["perceptual"], "Reconstruction loss (see
 flags.DEFINE_enum("pairs", "video", ["video", "tps"],
                   "Toy-face pairs: two poses of one face (video) or two TPS warps of one image.")
 flags.DEFINE_float("learning_rate", _DEMO["learning_rate"], "Adam learning rate.")
+flags.DEFINE_float("weight_ema", _DEMO["weight_ema"], "Momentum of the weights' moving average that "
+                   "is evaluated and exported (0: the raw weights; BUILD.md, 'The demo').")
 flags.DEFINE_integer("num_train", 2000, "Annotated toy faces to fit the regressor.")
 flags.DEFINE_integer("num_test", 500, "Held-out toy faces to measure on.")
 flags.DEFINE_bool("export", True, "Export the trained detector (SavedModel, TFLite, ONNX).")
@@ -67,7 +69,8 @@ def main(argv):
 
     cfg = preset("demo", image_size=FLAGS.image_size, width=FLAGS.width,
                  num_landmarks=FLAGS.num_landmarks, perceptual=FLAGS.perceptual,
-                 batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate)
+                 batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+                 weight_ema=FLAGS.weight_ema)
     timings = {}
     start = time.time()
     model = training.train(cfg, dataset="synthetic", steps=FLAGS.steps, logdir=FLAGS.logdir,
@@ -112,7 +115,8 @@ def _write_report(cfg, report: dict, timings: dict, exported, trained_steps: int
         "",
         f"- data: synthetic toy faces, {FLAGS.pairs} pairs, {cfg.image_size}x{cfg.image_size}",
         f"- model: K={cfg.num_landmarks}, width {cfg.width}, loss {cfg.perceptual}, "
-        f"batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
+        f"sigma {cfg.gaussian_sigma:g}, batch {cfg.batch_size}, learning rate {cfg.learning_rate:g}, "
+        f"weight EMA {cfg.weight_ema:g}, "
         f"**{trained_steps} steps** trained (cap {FLAGS.steps}"
         + (f", budget {FLAGS.max_minutes:g} min of training per run)" if FLAGS.max_minutes else ")"),
         f"- **landmark error: {report['error_percent']:.2f} % of the inter-ocular distance** "

@@ -31,7 +31,7 @@ _DEFAULT = LandmarkConfig()
 
 # Flags that override fields of the dataset's LandmarkConfig preset when given.
 CONFIG_FLAGS = ("image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
-                "learning_rate", "lr_decay_rate", "lr_decay_steps", "perceptual", "normalization", "seed")
+                "learning_rate", "lr_decay_rate", "lr_decay_steps", "perceptual", "normalization", "weight_ema", "seed")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", None, list(DATASETS), "Training pairs: CelebA (TFDS), a folder "
@@ -59,6 +59,8 @@ flags.DEFINE_string("perceptual", _DEFAULT.perceptual, "Reconstruction loss: vgg
                     "x/y differences).")
 flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATIONS),
                   "After each conv: BatchNorm (official), GroupNorm (batch-size independent) or none.")
+flags.DEFINE_float("weight_ema", _DEFAULT.weight_ema, "Momentum of a moving average of the weights, "
+                   "saved as model.keras (e.g. 0.99; 0: off). The demo preset uses 0.99.")
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialisation and data.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "data_parallel", "multi_worker", "tpu"],
                   "Distribution: auto = all GPUs when there are several; multi_worker reads "
@@ -84,6 +86,7 @@ flags.register_validator(
     "image_size", lambda v: v >= 16 and math.log2(v) % 1 == 0,
     message="must be a power of two >= 16 (e.g. 64, 128)")
 flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
+flags.register_validator("weight_ema", lambda v: 0 <= v < 1, message="must be in [0, 1) (0: off)")
 
 
 flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, message=None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from keras_landmarks._lazy import lazy_attributes
 
 _EXPORTS = {
-    "build_model": "build", "make_optimizer": "build", "resolve_jit_compile": "build",
+    "averaged_weights": "build", "build_model": "build", "make_optimizer": "build", "resolve_jit_compile": "build",
     "Progress": "callbacks", "ResumableCheckpoint": "callbacks", "StepLimit": "callbacks",
     "STRATEGIES": "distribute", "data_seed": "distribute", "make_strategy": "distribute",
     "MODEL_FILE": "rundir", "current_step": "rundir", "load_config": "rundir", "model_file": "rundir",

@@ -26,9 +26,31 @@ def make_optimizer(cfg: LandmarkConfig) -> keras.optimizers.Adam:
     """
     schedule = keras.optimizers.schedules.ExponentialDecay(
         cfg.learning_rate, cfg.lr_decay_steps, cfg.lr_decay_rate, staircase=True)
+    ema = {"use_ema": True, "ema_momentum": cfg.weight_ema} if cfg.weight_ema else {}
     if keras.config.backend() == "tensorflow" or not cfg.clipnorm:
-        return keras.optimizers.Adam(schedule)
-    return keras.optimizers.Adam(schedule, clipnorm=cfg.clipnorm)
+        return keras.optimizers.Adam(schedule, **ema)
+    return keras.optimizers.Adam(schedule, clipnorm=cfg.clipnorm, **ema)
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Inside, ``model``'s trainable weights are the optimizer's moving average
+    (``cfg.weight_ema``); the raw weights are back on exit. A no-op without the average.
+
+    Keras keeps the average in the optimizer and copies it into the model only at the end
+    of ``fit`` (``finalize_variable_values``); saves during training use this instead.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if not getattr(optimizer, "use_ema", False) or not optimizer.built:
+        yield model
+        return
+    raw = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield model
+    finally:
+        for v, value in zip(model.trainable_variables, raw):
+            v.assign(value)
 
 
 def resolve_jit_compile(jit_compile: bool | str | None) -> bool:

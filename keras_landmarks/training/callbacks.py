@@ -16,6 +16,7 @@ import time
 import keras
 import numpy as np
 
+from keras_landmarks.training.build import averaged_weights
 from keras_landmarks.training.checkpoint import MODEL, WEIGHTS, CheckpointStore, RunLock, publish
 from keras_landmarks.training.rundir import MODEL_FILE, current_step, format_seconds
 
@@ -92,11 +93,17 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                        f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
         writers = {WEIGHTS: lambda path: self.model.save_weights(path, overwrite=True)}
         if self.chief and self.model_path:
-            writers[MODEL] = self.model.save
+            writers[MODEL] = self._save_averaged
         folder = self.store.save(current_step(self.model), epoch + 1, writers)
         if self.chief and self.model_path:
             publish(folder, self.model_path)
         self.store.prune()
+
+    def _save_averaged(self, path: str) -> None:
+        """``model.keras`` holds the weights' moving average when the run keeps one
+        (``cfg.weight_ema``; the resume state keeps the raw weights)."""
+        with averaged_weights(self.model):
+            self.model.save(path)
 
     def on_train_end(self, logs=None):
         self.release()  # generations stay: rerunning a finished run resumes at its last step
