@@ -4,10 +4,13 @@ r"""Train-step throughput against the analytic FLOPs and this machine's conv thr
     python bench/train_step.py --size 128 --batch 4 --steps 10 --jit_compile=on
     python bench/train_step.py --backend=tensorflow,jax,torch --jit_compile=off,on \
         --size 64 --batch 32 --width 16 --perceptual l2          # one row per backend and jit
+    python bench/train_step.py --size 64 --batch 16 --width 16 --perceptual l2 \
+        --num_landmarks 64 --weight_ema 0.99                     # the demo's step, weight average included
 
 Times ``LandmarkModel``'s compiled train step (``train_on_batch``, the same call on every
 Keras backend) on a fixed NumPy batch (no input pipeline), after warm-up, and reports the
-median samples/s. FLOPs are counted from the layer shapes: each
+median samples/s. The optimizer is the training runs' (``training.build.make_optimizer``:
+Adam, its schedule, and the weight average with ``--weight_ema``). FLOPs are counted from the layer shapes: each
 conv costs ``2 * H_out * W_out * k * k * C_in * C_out`` per sample forward; the trained
 networks cost 3x forward (forward, input-gradient, weight-gradient); the frozen VGG costs
 1x on the target (no backward) and 2x on the reconstruction (forward + input gradient).
@@ -100,6 +103,8 @@ def _args():
     p.add_argument("--perceptual", default="vgg19_random",
                    help="vgg19_random has VGG-19's cost without needing the ImageNet file")
     p.add_argument("--mixed_precision", default=None, help="e.g. mixed_bfloat16")
+    p.add_argument("--weight_ema", type=float, default=0.0,
+                   help="moving-average momentum of the weights (the demo's 0.99); 0: none")
     return p.parse_args()
 
 
@@ -129,13 +134,14 @@ def row(args, jit: bool) -> None:
     import keras  # noqa: PLC0415
 
     from keras_landmarks import LandmarkConfig, LandmarkModel  # noqa: PLC0415
+    from keras_landmarks.training.build import make_optimizer  # noqa: PLC0415
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(args.mixed_precision)
     cfg = LandmarkConfig(image_size=args.size, width=args.width, num_landmarks=args.num_landmarks,
-                         perceptual=args.perceptual)
+                         perceptual=args.perceptual, weight_ema=args.weight_ema)
     model = LandmarkModel(cfg)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=jit)
+    model.compile(optimizer=make_optimizer(cfg), jit_compile=jit)  # the training runs' optimizer
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype("float32")
     batch = {"image": x, "future_image": np.roll(x, 4, axis=1),
@@ -153,7 +159,7 @@ def row(args, jit: bool) -> None:
     peak = peak_conv_gflops()
     backend = keras.config.backend()
     print(f"backend={backend} cpus={os.cpu_count()} jit_compile={jit} "
-          f"policy={keras.mixed_precision.global_policy().name}")
+          f"policy={keras.mixed_precision.global_policy().name} weight_ema={cfg.weight_ema:g}")
     print(HEADER)
     print(f"| {backend} | {'on' if jit else 'off'} | {args.size} | {args.batch} | {args.width} | {args.perceptual} | "
           f"{samples_per_s:.2f} | {total / 1e9:.1f} ({vgg / 1e9:.1f}) | {achieved:.0f} | {peak:.0f} | "
