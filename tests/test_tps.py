@@ -302,3 +302,16 @@ def test_bad_shapes_fail_with_clear_errors():
         warps.warp_pairs(image, [0, 0], coarse_grid=1)
     with pytest.raises(ValueError, match="future_images"):
         warps.warp_frame_pairs(image, np.zeros((1, 8, 9, 3), np.float32), [0, 0], sampler="cv2")
+
+
+def test_random_normals_are_finite_at_the_extremes_of_the_bits():
+    # All-ones and all-zero bits are the extreme uniforms: the old 24-bit map gave +inf for
+    # the former (t + 0.5 rounded to 2^24 in float32).
+    bits = tf.constant([-1, 0, 2**31 - 1, -(2**31)], tf.int32)
+    z = warps.normal_from_bits(bits).numpy()
+    assert np.isfinite(z).all() and np.abs(z).max() < 5.5
+    assert z[0] > 5.0 and z[1] < -5.0  # still the tails
+    # A batch seed whose source warp drew one such value (seed 0, batch 2284 of a stream).
+    seeds = warps.split_seed(warps.batch_seed(0, 2284))
+    weights, affine = warps.random_tps_params(seeds[1], 16, SOURCE_WARP)
+    assert np.isfinite(weights.numpy()).all() and np.isfinite(affine.numpy()).all()
