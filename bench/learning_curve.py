@@ -57,21 +57,23 @@ class Curve(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.train_s += time.monotonic() - self.start
         step = self.last_step = self.step0 + (epoch + 1) * self.every
+        loss = (logs or {}).get("loss", float("nan"))
+        if not np.isfinite(loss):  # nothing to evaluate: keep the last good save
+            print(f"loss is {loss} at step {step}: stopping", flush=True)
+            self.model.stop_training = True
+            return
         with training.averaged_weights(self.model):  # the weights' average when the run keeps one
             (tr_det, tr_gt, _), (te_det, te_gt, _) = (lm_eval.collect(self.model.detector, s) for s in self.splits)
         self.report = r = lm_eval.evaluate_points(tr_det, tr_gt, te_det, te_gt)
         d = diagnostics.diagnose(self.model, self.probe)
-        loss = (logs or {}).get("loss", float("nan"))
         print(f"{step:>6} {self.train_s:>8.0f} {r['error_percent']:>8.2f} {r['baseline_error_percent']:>10.2f} "
               f"{d['equivariance_px']:>7.2f} {d['mean_spread_px']:>7.2f} {d['collapsed']:>4} "
-              f"{d['reliance']:>6.3f} {loss:>10.4g}", flush=True)
+              f"{d['reliance']:>6.3f} {loss:>10.4g} {d['consistency_ratio']:>6.2f} {d['shape_ratio']:>7.2f} "
+              f"{d['patch_gain']:>6.3f}  {d['verdict']}", flush=True)
         if self.logdir:
             self.model.save(os.path.join(self.logdir, "model.keras"))
             with open(os.path.join(self.logdir, "curve.json"), "w") as f:
                 json.dump({"step": step, "train_s": self.train_s}, f)
-        if not np.isfinite(loss):
-            print(f"loss is {loss} at step {step}: stopping")
-            self.model.stop_training = True
         if self.max_seconds is not None and self.train_s >= self.max_seconds:
             self.model.stop_training = True
 
@@ -82,12 +84,17 @@ def _args():
     p.add_argument("--data_dir", help="folder: the annotated folder (landmarks.csv with a split column)")
     p.add_argument("--points", help="folder: the CSV's point names, eyes first (le,re,n,lm,rm)")
     p.add_argument("--train_split", default="train")
+    p.add_argument("--extra_train_dir", action="append", default=[],
+                   help="folder: another annotated folder whose --train_split images are added to the "
+                        "unlabelled training images (repeatable); the error stays on --data_dir")
     p.add_argument("--train_video", help="folder: train on video pairs of the clips in this folder instead "
                    "(two frames of one clip); the regressor and the error stay on --data_dir")
     p.add_argument("--video_tps", action="store_true", help="--train_video: also TPS-warp both frames")
     p.add_argument("--preset", help=f"start from a preset ({', '.join(sorted(PRESETS))}); flags override")
     p.add_argument("--image_size", type=int)
     p.add_argument("--width", type=int)
+    p.add_argument("--stem_stride", type=int, choices=[1, 2])
+    p.add_argument("--heatmap_size", type=int)
     p.add_argument("--num_landmarks", type=int)
     p.add_argument("--perceptual", help="l2, vgg19_random, vgg19:<file>, vgg19_imagenet")
     p.add_argument("--batch_size", type=int)
@@ -121,7 +128,7 @@ def _args():
 
 def _config(a):
     name = a.preset or ("demo" if a.dataset == "synthetic" else "image_folder")  # demo: make demo's model
-    over = {k: getattr(a, k) for k in ("image_size", "width", "num_landmarks", "perceptual", "batch_size",
+    over = {k: getattr(a, k) for k in ("image_size", "width", "stem_stride", "heatmap_size", "num_landmarks", "perceptual", "batch_size",
                                        "learning_rate", "gaussian_sigma", "lr_decay_rate", "lr_decay_steps",
                                        "normalization", "weight_ema")
             if getattr(a, k) is not None}
@@ -129,6 +136,15 @@ def _config(a):
         if getattr(a, key):
             over[key] = WarpParams(*(float(v) for v in getattr(a, key).split(",")))
     return preset(name, seed=a.seed, **over)
+
+
+def _train_folder(data_dirs, split):
+    """One temporary folder of links to the ``split`` images of every annotated folder."""
+    folders = [landmarks_csv.split_folder(d, split) for d in data_dirs]
+    for i, folder in enumerate(folders[1:], 1):
+        for name in os.listdir(folder):
+            os.symlink(os.readlink(os.path.join(folder, name)), os.path.join(folders[0], f"{i}_{name}"))
+    return folders[0]
 
 
 def main() -> None:
@@ -159,8 +175,8 @@ def main() -> None:
             where = f"{a.train_video} (video pairs{', TPS' if a.video_tps else ''}) -> {a.data_dir}"
         else:
             pairs = data.training_pairs("image_folder", **size, **warps,
-                                        data_dir=landmarks_csv.split_folder(a.data_dir, a.train_split))
-            where = f"{a.data_dir} ({a.train_split} images)"
+                                        data_dir=_train_folder([a.data_dir, *a.extra_train_dir], a.train_split))
+            where = f"{' + '.join([a.data_dir, *a.extra_train_dir])} ({a.train_split} images)"
         splits = evaluation.annotated_splits("folder", image_size=cfg.image_size, batch_size=250,
                                              data_dir=a.data_dir, points=tuple(a.points.split(",")))
     probe = next(iter(pairs.take(1)))
@@ -173,7 +189,7 @@ def main() -> None:
           f"{tuple(vars(cfg.source_warp).values())}; {len(os.sched_getaffinity(0))} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")
     print(f"{'step':>6} {'train_s':>8} {'error %':>8} {'baseline %':>10} {'equi_px':>7} {'spread':>7} "
-          f"{'coll':>4} {'relian':>6} {'loss':>10}")
+          f"{'coll':>4} {'relian':>6} {'loss':>10} {'cons_r':>6} {'shape_r':>7} {'patch':>6}  verdict")
     # One fit over all the steps (one data stream, as in training.train), evaluated at each
     # epoch end; the evaluation's time is left out of the training time.
     max_s = None if a.max_minutes is None else 60.0 * a.max_minutes

@@ -30,7 +30,7 @@ _EXPORTS = {
     "build_renderer": "keras_landmarks.networks",
 }
 _SUBPACKAGES = ("cli", "config", "data", "evaluation", "export", "geometry", "losses", "model", "networks",
-                "pairs", "pretraining", "training", "viz")
+                "pairs", "pretrained", "pretraining", "training", "viz")
 
 __all__ = sorted(_EXPORTS)
 

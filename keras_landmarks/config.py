@@ -50,6 +50,10 @@ class LandmarkConfig:
       width: filters of the encoder's first convs; doubles per stride-2 block
         (official 32 -> 16x16x256 at 128 input). The renderer mirrors it.
       heatmap_size: side of the score maps and Gaussian maps (16: the encoder's output).
+      stem_stride: stride of Phi's first conv (1, official) or 2: the networks then work at
+        ``image_size / 2`` from the first layer on (a quarter of the compute) while the stem
+        still reads every input pixel, and the renderer's half-size image is upsampled
+        bilinearly to ``image_size`` for the loss.
       gaussian_sigma: sigma of the rendered keypoint maps, normalised units (0.1).
       gaussian_mode: ``"rot"`` ``exp(-d^2/s^2)`` (official) or ``"paper"`` ``exp(-d^2/(2 s^2))``.
       perceptual: ``"vgg19_imagenet"``, ``"vgg19_random"``, ``"vgg19:<weights file>"``, ``"l2"``
@@ -78,6 +82,7 @@ class LandmarkConfig:
     num_landmarks: int = 10
     width: int = 32
     heatmap_size: int = 16
+    stem_stride: int = 1
     gaussian_sigma: float = 0.1
     gaussian_mode: str = "rot"
     perceptual: str = "vgg19_imagenet"
@@ -98,11 +103,13 @@ class LandmarkConfig:
     source_warp: WarpParams = SOURCE_WARP
 
     def __post_init__(self):
+        if self.stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
         n = math.log2(self.image_size) if self.image_size > 0 else -1
-        if n != int(n) or self.image_size < self.heatmap_size:
+        if n != int(n) or self.image_size < self.heatmap_size * self.stem_stride:
             raise ValueError(
-                f"image_size must be a power of two >= heatmap_size={self.heatmap_size}, "
-                f"got {self.image_size}"
+                f"image_size must be a power of two >= heatmap_size={self.heatmap_size} "
+                f"x stem_stride={self.stem_stride}, got {self.image_size}"
             )
         if self.heatmap_size < 2 or math.log2(self.heatmap_size) % 1:
             raise ValueError(f"heatmap_size must be a power of two >= 2, got {self.heatmap_size}")
@@ -129,8 +136,8 @@ class LandmarkConfig:
 
     @property
     def num_downsamples(self) -> int:
-        """Stride-2 blocks from ``image_size`` down to ``heatmap_size``."""
-        return int(math.log2(self.image_size // self.heatmap_size))
+        """Stride-2 blocks after the stem, from ``image_size / stem_stride`` down to ``heatmap_size``."""
+        return int(math.log2(self.image_size // (self.stem_stride * self.heatmap_size)))
 
     def replace(self, **changes) -> "LandmarkConfig":
         return dataclasses.replace(self, **changes)
@@ -168,6 +175,9 @@ PRESETS: dict[str, dict] = {
     # CPU minute on ytfaces (BUILD.md, "Experiment log: real faces"); on a GPU use the
     # dataset's own preset (the paper's 128 px VGG recipe).
     "real_faces": {"image_size": 32, "width": 16, "perceptual": "l2", "batch_size": 16},
+    # In-the-wild faces (loose crops, the pretrained "faces" detector): real_faces at 64 px with a
+    # stride-2 stem, the same compute per step (BUILD.md, "Experiment log: faces in the wild").
+    "faces": {"image_size": 64, "stem_stride": 2, "width": 16, "perceptual": "l2", "batch_size": 16},
     # make demo's model (trainers/demo.py's defaults): toy faces in 11 CPU minutes (BUILD.md, "The demo").
     "demo": {"image_size": 64, "width": 16, "num_landmarks": 64, "perceptual": "l2", "batch_size": 16,
              "learning_rate": 2e-3, "weight_ema": 0.99, "gaussian_sigma": 0.15},

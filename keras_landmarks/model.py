@@ -55,9 +55,11 @@ class LandmarkModel(keras.Model):
         self.appearance_encoder = build_encoder(cfg, name="appearance_encoder")
         self.detector = build_detector(cfg)
         self.renderer = build_renderer(cfg)
+        # float32 under any mixed-precision policy: the maps are the detector's only gradient
+        # path (BUILD.md); the renderer casts them to its compute dtype after.
         self.gaussian_maps = GaussianMaps(
             cfg.heatmap_size, cfg.heatmap_size, cfg.gaussian_sigma, cfg.gaussian_mode,
-            name="gaussian_maps",
+            dtype="float32", name="gaussian_maps",
         )
         self.feature_extractor = perceptual.build_feature_extractor(
             cfg, weights="from_config" if _pretrained else None
@@ -85,6 +87,27 @@ class LandmarkModel(keras.Model):
         maps = self.gaussian_maps(keypoints)
         reconstruction = self.renderer([appearance, maps], training=training)
         return {"reconstruction": reconstruction, "keypoints": keypoints}
+
+    # -- the generator as a feature ---------------------------------------------------
+
+    def generate(self, source_images, keypoints):
+        """Redraw ``source_images`` with the geometry of ``keypoints`` (inference mode).
+
+        Args:
+          source_images: ``[B, S, S, 3]`` float32 RGB ``[0, 255]``: the appearance.
+          keypoints: ``[B, K, 2]`` float32 ``(x, y)`` normalised ``[-1, 1]`` (pixel-centre
+            convention, ``geometry``): where the K parts should be.
+        Returns:
+          ``[B, S, S, 3]`` float32 on the ``[0, 255]`` scale (not clipped).
+        """
+        appearance = self.appearance_encoder(source_images, training=False)
+        maps = self.gaussian_maps(ops.convert_to_tensor(keypoints, "float32"))
+        return self.renderer([appearance, maps], training=False)
+
+    def transfer(self, source_images, driving_images):
+        """``generate(source_images, detector(driving_images))``: the source's appearance in
+        the pose of the driving images, both ``[B, S, S, 3]`` float32 ``[0, 255]``."""
+        return self.generate(source_images, self.detector(driving_images, training=False)["keypoints"])
 
     # -- training ---------------------------------------------------------------------
     # On every backend Keras' own train step calls ``compute_loss``, which updates alpha

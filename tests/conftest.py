@@ -55,3 +55,19 @@ def _seed():
     keras.utils.set_random_seed(0)
     np.random.seed(0)
     yield
+
+
+# The fast tier (`make test-fast`, `pytest -m "not slow"`): the method's closed-form and unit
+# tests. Everything in these modules is `slow`: they start subprocesses (CLIs, other backends,
+# the notebook), convert exports, or train for many steps.
+SLOW_MODULES = {
+    "test_backends", "test_checkpoint", "test_colorization", "test_demo", "test_distributed", "test_evaluate",
+    "test_export", "test_layout", "test_notebook", "test_predict", "test_pretrained", "test_train",
+    "test_train_flags", "test_celeb_a", "test_video", "test_zoo", "test_fixtures",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES or "cli" in item.name:
+            item.add_marker(pytest.mark.slow)

@@ -103,7 +103,9 @@ def _with(model, **parts):
     """The model's parts with some replaced (a built Keras model takes no new layers)."""
     names = ("appearance_encoder", "gaussian_maps", "renderer", "feature_extractor", "loss_layers", "alpha",
              "config", "detector")
-    return types.SimpleNamespace(**{n: parts.get(n, getattr(model, n)) for n in names})
+    ns = types.SimpleNamespace(**{n: parts.get(n, getattr(model, n)) for n in names})
+    ns.generate = lambda images, keypoints: LandmarkModel.generate(ns, images, keypoints)
+    return ns
 
 
 def _maps_only_renderer(cfg, appearance_shape, maps_shape):
@@ -169,5 +171,69 @@ def test_cli_prints_and_writes_the_diagnostics_of_a_saved_model(tmp_path):
                                 source_warp=cfg.source_warp)
     batch = {k: v for k, v in next(iter(pairs.take(1))).items() if k in ("image", "future_image", "mask")}
     expected = diag.diagnose(keras.models.load_model(tmp_path / "m.keras"), batch, seed=(0, 1))
-    for key in ("equivariance_px", "collapsed", "at_border", "reliance", "mean_spread_px"):
-        assert written[key] == pytest.approx(expected[key], rel=1e-4), key
+    for key in ("equivariance_px", "collapsed", "at_border", "reliance", "mean_spread_px", "consistency_ratio",
+                "shape_ratio", "patch_gain"):
+        assert written[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), key
+    assert written["verdict"] == expected["verdict"] and proc.stdout.count(expected["verdict"].upper() + ":") == 1
+
+
+def test_the_equivariance_ratio_is_one_for_a_constant_detector_and_near_zero_for_a_follower():
+    images, _ = _blobs()
+    for params in (TARGET_WARP, diag.CONSISTENCY_WARP):
+        constant = diag.equivariance_error(Constant([[0.1, -0.2], [0.5, 0.3]]), images, seed=(3, 4), params=params)
+        # A detector that ignores the image: |s(p') - p| and |s(p') - p'| are the same distances.
+        assert constant["equivariance_ratio"] == pytest.approx(1.0, abs=1e-6)
+        assert constant["displacement_px"] == pytest.approx(constant["equivariance_px"], rel=1e-6)
+        follower = diag.equivariance_error(BlobFinder(), images, seed=(3, 4), params=params)
+        assert follower["equivariance_ratio"] < 0.1, (params, follower)
+    # The consistency warp moves points several times more than the training target warp.
+    small = diag.equivariance_error(Constant([[0.0, 0.0]]), images, seed=(3, 4))["displacement_px"]
+    large = diag.equivariance_error(Constant([[0.0, 0.0]]), images, seed=(3, 4),
+                                    params=diag.CONSISTENCY_WARP)["displacement_px"]
+    assert large > 1.5 * small
+
+
+def _similar_shapes(n=60, k=8, noise=0.0, seed=0):
+    """``[n, k, 2]``: one configuration under random similarities (+ optional per-point noise)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(k, 2))
+    angle, scale = rng.normal(0, 0.3, n), np.exp(rng.normal(0, 0.2, n))
+    rot = np.stack([np.stack([np.cos(angle), -np.sin(angle)], -1), np.stack([np.sin(angle), np.cos(angle)], -1)], -2)
+    pts = np.einsum("bij,kj->bki", rot, base) * scale[:, None, None] + rng.normal(size=(n, 1, 2))
+    return pts + noise * rng.normal(size=pts.shape)
+
+
+def test_shape_consistency_separates_one_moving_object_from_independent_points():
+    assert diag.shape_consistency(_similar_shapes())["shape_ratio"] < 1e-9  # exactly one shape
+    noisy = diag.shape_consistency(_similar_shapes(noise=0.05))
+    assert 0.01 < noisy["shape_ratio"] < 0.1
+    independent = diag.shape_consistency(np.random.default_rng(1).normal(size=(60, 8, 2)))
+    assert independent["shape_ratio"] > 0.7
+    assert diag.shape_consistency(np.zeros((10, 8, 2)))["shape_ratio"] == 1.0  # a constant detector
+
+
+def test_patch_consistency_is_high_on_one_kind_of_feature_and_zero_on_random_places():
+    rng = np.random.default_rng(0)
+    n, size = 40, 32
+    images = rng.uniform(0, 255, (n, size, size, 3))
+    cross = np.array([[0, 255, 0], [255, 255, 255], [0, 255, 0]], np.float64)
+    centres = rng.integers(4, size - 4, (n, 2))
+    for im, (x, y) in zip(images, centres):
+        im[y - 2:y + 3, x - 2:x + 3] = 0.0
+        im[y - 1:y + 2, x - 1:x + 2] = cross[..., None]
+    on_feature = centres[:, None, :] / (size - 1) * 2 - 1
+    out = diag.patch_consistency(images, on_feature)
+    assert out["patch_gain"] > 0.5
+    elsewhere = rng.integers(4, size - 4, (n, 1, 2)) / (size - 1) * 2 - 1
+    assert abs(diag.patch_consistency(images, elsewhere)["patch_gain"]) < 0.1
+
+
+def test_the_verdict_follows_its_documented_thresholds():
+    ok = {"consistency_ratio": 0.3, "patch_gain": 0.2, "spread_px": [1.0, 2.0], "collapsed": 0, "reliance": 2.0}
+    assert diag.verdict(ok) == "learning"
+    assert diag.verdict({**ok, "consistency_ratio": diag.NOT_LEARNING_CONSISTENCY}) == "not learning"
+    assert diag.verdict({**ok, "consistency_ratio": diag.LEARNING_CONSISTENCY}) == "unclear"
+    assert diag.verdict({**ok, "patch_gain": diag.NOT_LEARNING_PATCH_GAIN - 1e-3}) == "not learning"
+    assert diag.verdict({**ok, "patch_gain": diag.LEARNING_PATCH_GAIN - 1e-3}) == "unclear"
+    assert diag.verdict({**ok, "collapsed": 2}) == "not learning"
+    assert diag.verdict({**ok, "reliance": 1.01}) == "not learning"

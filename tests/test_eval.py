@@ -61,6 +61,13 @@ def test_too_few_training_images_is_a_clear_error():
         lm_eval.fit_regressor(np.zeros((5, 10, 2)), np.zeros((5, 5, 2)))
 
 
+def test_non_finite_detections_are_a_clear_error_not_an_svd_failure():
+    det = np.random.default_rng(0).normal(size=(40, 10, 2))
+    det[3, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite points"):
+        lm_eval.fit_regressor(det, np.zeros((40, 5, 2)))
+
+
 def _independent_errors(pred, gt, a, b):
     """``[N, P]`` errors normalised by the distance of points ``a`` and ``b`` (plain loops)."""
     out = np.zeros(gt.shape[:2])

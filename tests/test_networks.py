@@ -27,6 +27,25 @@ def test_official_encoder_shape_and_parameter_count():
     assert enc.count_params() == want
 
 
+def test_a_stride_two_stem_is_the_half_size_encoder_after_its_first_conv():
+    half = build_encoder(LandmarkConfig(image_size=32, width=16, heatmap_size=16))
+    stem = build_encoder(LandmarkConfig(image_size=64, width=16, heatmap_size=16, stem_stride=2))
+    assert stem.output_shape == half.output_shape == (None, 16, 16, 32)
+    assert stem.count_params() == half.count_params()  # the same convs, the first one strided
+    assert stem.get_layer("conv0a_conv").strides == (2, 2) and stem.get_layer("conv0a_conv").output.shape[1] == 32
+    cfg = LandmarkConfig(image_size=64, width=16, heatmap_size=16, stem_stride=2)
+    renderer = build_renderer(cfg)
+    assert renderer.output_shape == (None, 64, 64, 3)
+    # The half-size image is upsampled bilinearly: a renderer whose last conv draws a
+    # constant colour gives that colour at every full-size pixel.
+    to_rgb = renderer.get_layer("to_rgb")
+    kernel, bias = to_rgb.get_weights() if to_rgb.use_bias else (to_rgb.get_weights()[0], None)
+    to_rgb.set_weights([np.zeros_like(kernel), np.full(3, 0.25, np.float32)] if bias is not None
+                       else [np.zeros_like(kernel)])
+    out = renderer.predict([np.zeros((1, 16, 16, 32), np.float32), np.zeros((1, 16, 16, 10), np.float32)], verbose=0)
+    np.testing.assert_allclose(out, 255.0 * (0.25 if bias is not None else 0.0), atol=1e-4)
+
+
 @pytest.mark.parametrize("normalization,per_conv", [
     ("group", lambda c: 2 * c),  # GroupNorm: gamma, beta
     ("none", lambda c: c),       # the conv's bias instead
@@ -99,6 +118,8 @@ def test_weight_decay_regularises_every_conv_kernel():
         ({"perceptual": "vgg19:"}, "file path"),
         ({"alpha_init": (1.0, 2.0)}, "alpha_init"),
         ({"normalization": "layer"}, "normalization"),
+        ({"stem_stride": 4}, "stem_stride"),
+        ({"image_size": 16, "heatmap_size": 16, "stem_stride": 2}, "stem_stride=2"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, match):

@@ -303,10 +303,12 @@ def test_config_json_summaries_and_rerun(tmp_path):
     np.testing.assert_allclose(events["loss/total"][4], np.mean(losses[2:]), rtol=1e-4)
     np.testing.assert_allclose(events["loss/input"][4], np.mean(losses[2:]), rtol=1e-4)
     assert events["alpha/input"][4] == 1.0 and events["learning_rate"][4] == 0.0
-    got = {key: float(events[f"diagnostics/{key}"][4]) for key in ("equivariance_px", "collapsed", "at_border", "reliance")}
+    got = {key: float(events[f"diagnostics/{key}"][4]) for key in ("equivariance_px", "collapsed", "at_border", "reliance",
+                                                                    "consistency_ratio", "shape_ratio", "patch_gain")}
     for key in got:
         assert set(events[f"diagnostics/{key}"]) == {2, 4}
-        np.testing.assert_allclose(got[key], expected[key], rtol=1e-4)
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-4, atol=1e-6)
+    assert float(events["diagnostics/verdict"][4]) == {"learning": 1.0, "unclear": 0.5}.get(expected["verdict"], 0.0)
     width, height, png = events["pairs"][4]
     image = tf.io.decode_png(png).numpy()
     assert (int(width), int(height)) == (4 * S, 4 * S) and image.shape == (4 * S, 4 * S, 3)

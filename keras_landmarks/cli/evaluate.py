@@ -3,6 +3,7 @@ r"""Evaluate a trained detector with the paper's protocol (linear regression to 
     landmarks-evaluate --model=runs/demo --dataset=synthetic
     landmarks-evaluate --model=runs/faces/model.keras --dataset=folder \
         --data_dir=../shared/data/ytfaces --points=le,re,n,lm,rm
+    landmarks-evaluate --model=faces --dataset=folder --data_dir=my_faces   # the shipped detector
     landmarks-evaluate --model=runs/celeba --dataset=celeb_a --mafl_dir=/data/MAFL
 
 (``python trainers/evaluate.py`` is the same program.)
@@ -22,11 +23,13 @@ import sys
 
 from absl import flags
 
+from keras_landmarks import pretrained
 from keras_landmarks.cli._flags import check_mafl_dir, import_tensorflow, require_model, run_main
 from keras_landmarks.data import ANNOTATED_SOURCES
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A .keras LandmarkModel, or a training logdir holding model.keras.")
+flags.DEFINE_string("model", None, "A .keras LandmarkModel, a training logdir holding model.keras, or a "
+                    "pretrained detector's name (faces).")
 flags.DEFINE_enum("dataset", "synthetic", list(ANNOTATED_SOURCES), "Annotated source.")
 flags.DEFINE_string("data_dir", None, "Folder of the annotated images (folder) or TFDS data_dir (celeb_a).")
 flags.DEFINE_string("csv_path", None, "Landmarks CSV for --dataset=folder (default <data_dir>/landmarks.csv).")
@@ -39,7 +42,8 @@ flags.DEFINE_integer("num_train", 2000, "Synthetic: annotated training faces for
 flags.DEFINE_integer("num_test", 500, "Synthetic: held-out test faces.")
 flags.DEFINE_integer("batch_size", 50, "Inference batch size.")
 flags.DEFINE_bool("intercept", False, "Fit the regressor with an intercept (official: no).")
-flags.DEFINE_string("output_dir", None, "Where to write metrics.json and PNGs (default <model dir>/eval).")
+flags.DEFINE_string("output_dir", None, "Where to write metrics.json and PNGs (default <model dir>/eval; "
+                    "eval_<name> for a pretrained detector).")
 
 flags.register_multi_flags_validator(["dataset", "mafl_dir"], check_mafl_dir, message=None)
 
@@ -63,8 +67,11 @@ def main(argv):
     from keras_landmarks import evaluation  # noqa: PLC0415 (TensorFlow)
 
     try:
-        model_path = evaluation.resolve_model_path(FLAGS.model)
-        output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(model_path), "eval")
+        shipped = pretrained.resolve_model(FLAGS.model)
+        model_path = evaluation.resolve_model_path(shipped)
+        # A shipped detector's folder is the installed package's: write beside the user instead.
+        default_dir = f"eval_{FLAGS.model}" if shipped != FLAGS.model else os.path.join(os.path.dirname(model_path), "eval")
+        output_dir = FLAGS.output_dir or default_dir
         evaluation.evaluate_saved_model(
             model_path, output_dir, intercept=FLAGS.intercept, batch_size=FLAGS.batch_size,
             dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, csv_path=FLAGS.csv_path,

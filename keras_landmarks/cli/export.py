@@ -15,6 +15,7 @@ import os
 
 from absl import flags
 
+from keras_landmarks import pretrained
 from keras_landmarks.cli._flags import import_tensorflow, run_main
 from keras_landmarks.export.exporter import FORMATS, check_args, export_all
 
@@ -36,8 +37,9 @@ def main(argv) -> None:
         import_tensorflow()
         from keras_landmarks.export.serving import load_keras_detector  # noqa: PLC0415 (TensorFlow)
 
-        detector = load_keras_detector(f.model)
-        config = os.path.join(f.model, "config.json") if os.path.isdir(f.model) else None
+        model = pretrained.resolve_model(f.model)  # --model=faces: the shipped detector
+        detector = load_keras_detector(model)
+        config = os.path.join(model, "config.json") if os.path.isdir(model) else None
         export_all(detector, f.output_dir, f.formats, f.tflite_quantization,
                    f.representative_data, f.calibration_images, f.parity_images,
                    f.parity_data, f.input_dtype, f.score_maps, f.int8_softargmax, f.name,
@@ -50,7 +52,8 @@ def main(argv) -> None:
 
 def define_flags() -> None:
     """The CLI's flags (defined on demand so importing this module defines none)."""
-    flags.DEFINE_string("model", None, ".keras file or training logdir (<logdir>/model.keras)")
+    flags.DEFINE_string("model", None, ".keras file, training logdir (<logdir>/model.keras) or a pretrained "
+                        "detector's name (faces)")
     flags.DEFINE_string("output_dir", None, "directory to create (refused if it exists, "
                         "unless --overwrite)")
     flags.DEFINE_list("formats", list(FORMATS), f"subset of {','.join(FORMATS)}")

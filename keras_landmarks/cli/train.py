@@ -30,7 +30,7 @@ from keras_landmarks.losses.defaults import PERCEPTUAL_CHOICES
 _DEFAULT = LandmarkConfig()
 
 # Flags that override fields of the dataset's LandmarkConfig preset when given.
-CONFIG_FLAGS = ("image_size", "num_landmarks", "width", "heatmap_size", "batch_size",
+CONFIG_FLAGS = ("image_size", "num_landmarks", "width", "heatmap_size", "stem_stride", "batch_size",
                 "learning_rate", "lr_decay_rate", "lr_decay_steps", "perceptual", "normalization", "weight_ema", "seed")
 
 FLAGS = flags.FLAGS
@@ -50,6 +50,8 @@ flags.DEFINE_integer("image_size", _DEFAULT.image_size, "Image side, a power of 
 flags.DEFINE_integer("num_landmarks", _DEFAULT.num_landmarks, "K, the number of landmarks.")
 flags.DEFINE_integer("width", _DEFAULT.width, "Filters of the encoder's first convs (doubling per halving).")
 flags.DEFINE_integer("heatmap_size", _DEFAULT.heatmap_size, "Side of the keypoint score maps.")
+flags.DEFINE_integer("stem_stride", _DEFAULT.stem_stride, "Stride of the first conv (1 official, 2: the "
+                     "networks work at half the image size; the faces preset).", lower_bound=1, upper_bound=2)
 flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Global batch size (split over replicas/workers).")
 flags.DEFINE_float("learning_rate", _DEFAULT.learning_rate, "Adam's initial learning rate.")
 flags.DEFINE_float("lr_decay_rate", _DEFAULT.lr_decay_rate, "Learning-rate factor every --lr_decay_steps (staircase).")

@@ -45,6 +45,9 @@ def fit_regressor(detected: np.ndarray, target: np.ndarray, intercept: bool = Fa
     detected, target = np.asarray(detected, np.float64), np.asarray(target, np.float64)
     if len(detected) != len(target):
         raise ValueError(f"{len(detected)} detections but {len(target)} annotations")
+    if not (np.isfinite(detected).all() and np.isfinite(target).all()):
+        raise ValueError("the detector gave non-finite points (NaN or inf): its weights diverged; "
+                         "evaluate an earlier save, or retrain")
     x = _design(detected, intercept)
     if len(x) < x.shape[1]:
         raise ValueError(

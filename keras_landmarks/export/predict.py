@@ -11,7 +11,8 @@ OpenCV and written as ``<output>/<file>.png`` (or ``<output>/<file>.mp4`` for a 
 ``a.jpg.png``, ``a.png`` -> ``a.png.png``): inputs with the same stem never share an output,
 and no output replaces an input when ``<output>`` is the input folder. Plus
 ``<output>/keypoints.csv`` (``file,frame,landmark,x,y``: the input's file name, the frame
-index (0 for an image), the landmark index and its original-pixel ``(x, y)``).
+index (0 for an image), the landmark index, or its name for a pretrained detector's named
+points, and its original-pixel ``(x, y)``).
 Every write is checked: a file OpenCV could not write is a ``ValueError`` naming it.
 Prints the model's images/s and the end-to-end rate.
 """
@@ -54,15 +55,20 @@ def list_inputs(path: str) -> tuple[str, list[str]]:
 
 
 class _Timer:
-    def __init__(self):
-        self.seconds, self.images = 0.0, 0
+    """Runs the model, timing it; maps keypoints to named points when given a point map."""
+
+    def __init__(self, point_map=None):
+        self.seconds, self.images, self.point_map = 0.0, 0, point_map
 
     def run(self, runner, batch: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         points = runner(batch.astype(runner.input_dtype))["keypoints"]
         self.seconds += time.perf_counter() - start
         self.images += len(batch)
-        return points
+        return points if self.point_map is None else self.point_map(points)
+
+    def label(self, k: int):
+        return k if self.point_map is None else self.point_map.names[k]
 
 
 def output_path(output_dir: str, input_file: str, extension: str) -> str:
@@ -96,8 +102,12 @@ def write_image(path: str, rgb: np.ndarray) -> None:
 
 
 def predict(runner, input_path: str, output_dir: str, batch_size: int = 16,
-            fit: str = "crop") -> dict:
+            fit: str = "crop", point_map=None) -> dict:
     """Detect, draw and write (see module docstring). Returns counts and timings.
+
+    ``point_map``: optional ``pretrained.PointMap`` (``[B, K, 2] -> [B, P, 2]`` pixels of the
+    ``S x S`` input, with ``names``): the named points are drawn and written instead of the
+    K keypoints, the CSV's ``landmark`` column holding their names.
 
     Raises ``ValueError`` for an unreadable input, an output that cannot be written or
     would replace an input.
@@ -106,7 +116,7 @@ def predict(runner, input_path: str, output_dir: str, batch_size: int = 16,
     os.makedirs(output_dir, exist_ok=True)
     outputs = [output_path(output_dir, f, ".png" if kind == "images" else ".mp4") for f in files]
     _check_outputs(files, outputs)
-    timer, start = _Timer(), time.perf_counter()
+    timer, start = _Timer(point_map), time.perf_counter()
     if kind == "images":
         rows = []
         for i in range(0, len(files), batch_size):
@@ -144,7 +154,7 @@ def _predict_images(runner, files: list[str], outputs: list[str], fit: str, time
     for file, out, image, pts, tr in zip(files, outputs, originals, points, transforms):
         pts = tr.to_original(pts)
         write_image(out, draw_landmarks(image, pts))
-        rows += [(os.path.basename(file), 0, k, x, y) for k, (x, y) in enumerate(pts)]
+        rows += [(os.path.basename(file), 0, timer.label(k), x, y) for k, (x, y) in enumerate(pts)]
     return rows
 
 
@@ -175,7 +185,7 @@ def _predict_video(runner, path, out_path, batch_size, fit, timer) -> list[tuple
                 if writer is None:
                     writer = _open_video_writer(out_path, fps, frame.shape[1], frame.shape[0])
                 writer.write(cv2.cvtColor(draw_landmarks(frame, pts), cv2.COLOR_RGB2BGR))
-                rows += [(os.path.basename(path), index, k, x, y) for k, (x, y) in enumerate(pts)]
+                rows += [(os.path.basename(path), index, timer.label(k), x, y) for k, (x, y) in enumerate(pts)]
                 index += 1
     finally:
         capture.release()

@@ -20,7 +20,8 @@ def build_renderer(cfg: LandmarkConfig, name: str = "renderer") -> keras.Model:
     At each resolution two conv3x3+BN+ReLU then bilinear x2 upsampling; filters mirror the
     encoder (official 256 at 16, 128 at 32, 64 at 64, 32 at 128). At full resolution the
     second conv is a plain conv3x3 to 3 channels (no BN, no activation); it predicts on a
-    ``[0, 1]`` scale and a fixed x255 brings it to the input's scale.
+    ``[0, 1]`` scale and a fixed x255 brings it to the input's scale. With
+    ``cfg.stem_stride = 2`` that image is drawn at ``S / 2`` and upsampled bilinearly to ``S``.
     """
     h = cfg.heatmap_size
     features = keras.Input((h, h, encoder_channels(cfg)), name="features")
@@ -43,5 +44,7 @@ def build_renderer(cfg: LandmarkConfig, name: str = "renderer") -> keras.Model:
             x = conv_bn_relu(x, cfg, filters, 3, 1, f"render{i}b")
             x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{i}")(x)
             filters //= 2
+    if cfg.stem_stride > 1:
+        x = layers.UpSampling2D(cfg.stem_stride, interpolation="bilinear", dtype="float32", name="to_size")(x)
     image = layers.Rescaling(255.0, dtype="float32", name="to_pixels")(x)
     return keras.Model([features, maps], image, name=name)

@@ -50,9 +50,11 @@ class Summaries(keras.callbacks.Callback):
         from keras_landmarks.evaluation import diagnostics  # noqa: PLC0415
 
         values = diagnostics.diagnose(self.model, self.sample(), seed=(step, 1))
-        for key in ("equivariance_px", "equivariance_percent", "mean_spread_px", "collapsed", "at_border",
-                    "reliance"):
+        for key in ("equivariance_px", "equivariance_percent", "equivariance_ratio", "consistency_ratio",
+                    "shape_ratio", "patch_gain", "mean_spread_px", "collapsed", "at_border", "reliance"):
             write_scalar(f"diagnostics/{key}", float(values[key]), step)
+        # The verdict as a number for the curves: 1 learning, 0.5 unclear, 0 not learning.
+        write_scalar("diagnostics/verdict", {"learning": 1.0, "unclear": 0.5}.get(values["verdict"], 0.0), step)
         self.last_diagnostics = values
         return values
 
