@@ -143,3 +143,28 @@ def test_build_packs_a_model_whose_card_matches_its_files(tmp_path):
     np.testing.assert_allclose(card["reference_outputs"]["keras"], kp, atol=1e-4)
     # The point map is the least-squares map with an intercept from train keypoints to the labels.
     assert np.asarray(card["point_map"]["weights"]).shape == (2 * 4 + 1, 2 * 5)
+
+
+def test_evaluate_and_export_clis_take_the_shipped_detector(tmp_path):
+    _annotated_folder(tmp_path / "set", size=64, n_train=40, n_test=12)
+    _run("evaluate.py", "--model=faces", "--dataset=folder", f"--data_dir={tmp_path / 'set'}",
+         "--points=le,re,n,lm,rm", cwd=tmp_path)
+    metrics = json.loads((tmp_path / "eval_faces" / "metrics.json").read_text())
+    # The protocol's error, recomputed here from the shipped detector on the same images.
+    from keras_landmarks import evaluation
+    from keras_landmarks.evaluation import protocol
+
+    tr, te = evaluation.annotated_splits("folder", image_size=64, batch_size=64, data_dir=str(tmp_path / "set"),
+                                         points=("le", "re", "n", "lm", "rm"))
+    det = pretrained.load("faces").detector
+    (a, ag, _), (b, bg, _) = protocol.collect(det, tr), protocol.collect(det, te)
+    assert metrics["error_percent"] == pytest.approx(protocol.evaluate_points(a, ag, b, bg)["error_percent"], rel=1e-4)
+    _run("export.py", "--model=faces", f"--output_dir={tmp_path / 'exp'}", "--formats=tflite",
+         "--tflite_quantization=none", "--parity_data=synthetic", cwd=tmp_path)
+    from keras_landmarks.export import to_tflite
+
+    files = [f for f in os.listdir(tmp_path / "exp") if f.endswith(".tflite")]
+    assert len(files) == 1
+    refs = pretrained.reference_images(64)
+    got = to_tflite.load(str(tmp_path / "exp" / files[0]), num_threads=1)(refs)["keypoints"]
+    np.testing.assert_allclose(got, pretrained.card("faces")["reference_outputs"]["keras"], atol=1e-3)

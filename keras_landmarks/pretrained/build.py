@@ -48,15 +48,8 @@ def _split_arrays(data_dir: str, size: int, split: str):
     return np.concatenate(images), np.concatenate(points).astype(np.float64)
 
 
-def build(model_path: str, name: str, labelled_dirs: list[str], training: dict | None = None,
-          out_root: str = pretrained.HOME, calibration_images: int = 300) -> dict:
-    """Write the shipped detector ``name`` from the ``LandmarkModel`` at ``model_path``; the card."""
-    import keras_landmarks.model  # noqa: F401, PLC0415 (registers LandmarkModel)
-
-    model = keras.models.load_model(model_path)
-    detector, size = model.detector, model.config.image_size
-    sets = {os.path.basename(os.path.normpath(d)): {s: _split_arrays(d, size, s) for s in ("train", "test")}
-            for d in labelled_dirs}
+def _evaluate(detector, sets: dict) -> tuple[dict, protocol.Regressor]:
+    """Each set's protocol error and the point map (intercept, all train splits) with its error."""
     evaluation = {}
     for set_name, splits in sets.items():
         (tr_im, tr_gt), (te_im, te_gt) = splits["train"], splits["test"]
@@ -70,51 +63,60 @@ def build(model_path: str, name: str, labelled_dirs: list[str], training: dict |
         te_im, te_gt = splits["test"]
         pred = regressor.predict(_detect(detector, te_im))
         evaluation[set_name]["point_map_error_percent"] = float(100.0 * protocol.normalized_errors(pred, te_gt).mean())
+    return evaluation, regressor
 
+
+def _write_tflite(detector, folder: str, sets: dict, calibration_images: int) -> tuple[dict, dict]:
+    """Both TFLite files in ``folder``; ``(recorded reference outputs, gap to Keras on the test images)``."""
+    calib = np.concatenate([s["train"][0] for s in sets.values()])
+    calib = calib[np.random.default_rng(0).permutation(len(calib))[:calibration_images]]
+    size = calib.shape[1]
+    refs = pretrained.reference_images(size)
+    test_images = np.concatenate([s["test"][0] for s in sets.values()])
+    keras_test = _detect(detector, test_images)
+    recorded, gaps = {"keras": _detect(detector, refs).tolist()}, {}
+    for quantization, file in pretrained.TFLITE_FILES.items():
+        flat = to_tflite.convert(detector, quantization="none" if quantization == "float32" else quantization,
+                                 representative_images=lambda: (im[None] for im in calib))
+        with open(os.path.join(folder, file), "wb") as f:
+            f.write(flat)
+        runner = to_tflite.load(os.path.join(folder, file), num_threads=1)
+        recorded[f"tflite_{quantization}"] = np.asarray(runner(refs)["keypoints"], np.float64).tolist()
+        got = np.concatenate([np.asarray(runner(test_images[i:i + 64])["keypoints"], np.float64)
+                              for i in range(0, len(test_images), 64)])
+        gap = np.linalg.norm(got - keras_test, axis=-1)
+        gaps[quantization] = {"mean_px": float(gap.mean()), "max_px": float(gap.max())}
+    return recorded, gaps
+
+
+def build(model_path: str, name: str, labelled_dirs: list[str], training: dict | None = None,
+          out_root: str = pretrained.HOME, calibration_images: int = 300) -> dict:
+    """Write the shipped detector ``name`` from the ``LandmarkModel`` at ``model_path``; the card."""
+    import keras_landmarks.model  # noqa: F401, PLC0415 (registers LandmarkModel)
+
+    model = keras.models.load_model(model_path)
+    detector, size = model.detector, model.config.image_size
+    sets = {os.path.basename(os.path.normpath(d)): {s: _split_arrays(d, size, s) for s in ("train", "test")}
+            for d in labelled_dirs}
+    evaluation, regressor = _evaluate(detector, sets)
     folder = os.path.join(out_root, name)
     tmp = folder + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     model.save(os.path.join(tmp, pretrained.MODEL_FILE))
-    calib = np.concatenate([s["train"][0] for s in sets.values()])
-    calib = calib[np.random.default_rng(0).permutation(len(calib))[:calibration_images]]
-    for quantization, file in pretrained.TFLITE_FILES.items():
-        flat = to_tflite.convert(detector, quantization="none" if quantization == "float32" else quantization,
-                                 representative_images=lambda: (im[None] for im in calib))
-        with open(os.path.join(tmp, file), "wb") as f:
-            f.write(flat)
-    refs = pretrained.reference_images(size)
-    recorded = {"keras": _detect(detector, refs).tolist()}
-    for quantization, file in pretrained.TFLITE_FILES.items():
-        runner = to_tflite.load(os.path.join(tmp, file), num_threads=1)
-        recorded[f"tflite_{quantization}"] = np.asarray(runner(refs)["keypoints"], np.float64).tolist()
-    # How far each TFLite file is from Keras on the labelled test images (pixels of S).
-    tflite_gap = {}
-    test_images = np.concatenate([s["test"][0] for s in sets.values()])
-    keras_test = _detect(detector, test_images)
-    for quantization, file in pretrained.TFLITE_FILES.items():
-        runner = to_tflite.load(os.path.join(tmp, file), num_threads=1)
-        got = np.concatenate([np.asarray(runner(test_images[i:i + 64])["keypoints"], np.float64)
-                              for i in range(0, len(test_images), 64)])
-        gap = np.linalg.norm(got - keras_test, axis=-1)
-        tflite_gap[quantization] = {"mean_px": float(gap.mean()), "max_px": float(gap.max())}
+    recorded, gaps = _write_tflite(detector, tmp, sets, calibration_images)
     card = {
-        "name": name,
-        "image_size": size,
-        "num_landmarks": model.config.num_landmarks,
-        "config": model.config.to_dict(),
-        "training": training or {},
-        "evaluation": evaluation,
-        "tflite_vs_keras_on_test_images": tflite_gap,
+        "name": name, "image_size": size, "num_landmarks": model.config.num_landmarks,
+        "config": model.config.to_dict(), "training": training or {}, "evaluation": evaluation,
+        "tflite_vs_keras_on_test_images": gaps,
         "point_map": {"names": list(protocol.MAFL_POINT_NAMES), "weights": regressor.weights.tolist(),
                       "fitted_on": {k: len(v["train"][0]) for k, v in sets.items()}},
         "reference_outputs": recorded,
         "built": {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
                   "keras": keras.__version__},
+        # Sizes of the other files (the card's own size would change as it is written).
+        "files_bytes": {f: os.path.getsize(os.path.join(tmp, f)) for f in sorted(os.listdir(tmp))},
     }
-    with open(os.path.join(tmp, pretrained.CARD), "w") as f:
-        json.dump(card, f, indent=1)
-    card["files_bytes"] = {f: os.path.getsize(os.path.join(tmp, f)) for f in sorted(os.listdir(tmp))}
     with open(os.path.join(tmp, pretrained.CARD), "w") as f:
         json.dump(card, f, indent=1)
     shutil.rmtree(folder, ignore_errors=True)
