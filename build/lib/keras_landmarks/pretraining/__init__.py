@@ -1,0 +1,1 @@
+"""Pre-training of the perceptual network without labels or ImageNet (``colorization``)."""
