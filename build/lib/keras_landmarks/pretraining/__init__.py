@@ -1,1 +1,0 @@
-"""Pre-training of the perceptual network without labels or ImageNet (``colorization``)."""
