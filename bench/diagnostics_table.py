@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from keras_landmarks import data, evaluation  # noqa: E402
 from keras_landmarks.data import landmarks_csv  # noqa: E402
@@ -84,7 +83,6 @@ def main() -> None:
               f"{d['equivariance_px']:>7.2f} {d['equivariance_ratio']:>6.2f} {d['consistency_px']:>7.2f} "
               f"{d['consistency_ratio']:>6.2f} {d['shape_ratio']:>7.2f} {d['patch_gain']:>6.3f} {d['mean_spread_px']:>6.2f} {d['reliance']:>6.2f}  "
               f"{d['verdict']}", flush=True)
-    np.set_printoptions(precision=3)
 
 
 if __name__ == "__main__":

@@ -95,16 +95,22 @@ class PointMap:
     pixel centre, ``export.serving``'s convention)."""
 
     def __init__(self, weights, names):
-        self.weights = np.asarray(weights, np.float64)  # [2K + 1, 2P]
+        from keras_landmarks.evaluation.protocol import Regressor  # noqa: PLC0415 (numpy only)
+
+        weights = np.asarray(weights, np.float64)  # [2K + 1, 2P]
         self.names = tuple(names)
+        self.regressor = Regressor(weights=weights, num_points=len(self.names), intercept=True)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.regressor.weights
 
     def __call__(self, keypoints) -> np.ndarray:
         keypoints = np.asarray(keypoints, np.float64)
-        x = np.concatenate([keypoints.reshape(len(keypoints), -1), np.ones((len(keypoints), 1))], 1)
-        if x.shape[1] != self.weights.shape[0]:
+        if 2 * keypoints.shape[1] + 1 != self.weights.shape[0]:
             raise ValueError(f"the point map takes {(self.weights.shape[0] - 1) // 2} keypoints, "
                              f"got {keypoints.shape[1]}")
-        return (x @ self.weights).reshape(len(keypoints), len(self.names), 2)
+        return self.regressor.predict(keypoints)
 
 
 def point_map(name: str) -> PointMap:

@@ -37,31 +37,36 @@ def _detect(detector, images: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.asarray(geometry.normalized_to_pixels(np.concatenate(out), size), np.float64)
 
 
-def _split_arrays(data_dir: str, size: int, split: str):
-    """``(images [N, S, S, 3] uint8, points [N, 5, 2] pixels of the S x S crop)`` of a split
-    (the protocol's images rounded to uint8: what a deployed detector receives)."""
-    ds = report.annotated_splits("folder", image_size=size, batch_size=250, data_dir=data_dir, points=POINTS)
-    images, points = [], []
-    for batch in (ds[0] if split == "train" else ds[1]):
-        images.append(np.clip(np.round(np.asarray(batch["image"])), 0, 255).astype(np.uint8))
-        points.append(np.asarray(batch["landmarks"]))
-    return np.concatenate(images), np.concatenate(points).astype(np.float64)
+def _labelled_set(detector, data_dir: str, size: int) -> dict:
+    """``{"train": (images, points, detected), "test": (...)}`` of one annotated folder: images
+    ``[N, S, S, 3]`` uint8 (the protocol's images rounded: what a deployed detector receives),
+    labelled points ``[N, 5, 2]`` and the detector's ``[N, K, 2]``, both ``(x, y)`` pixels of the
+    ``S x S`` crop. Read and detected once, for every use below."""
+    out = {}
+    splits = report.annotated_splits("folder", image_size=size, batch_size=250, data_dir=data_dir, points=POINTS)
+    for split, ds in zip(("train", "test"), splits):
+        images, points = [], []
+        for batch in ds:
+            images.append(np.clip(np.round(np.asarray(batch["image"])), 0, 255).astype(np.uint8))
+            points.append(np.asarray(batch["landmarks"]))
+        images = np.concatenate(images)
+        out[split] = (images, np.concatenate(points).astype(np.float64), _detect(detector, images))
+    return out
 
 
-def _evaluate(detector, sets: dict) -> tuple[dict, protocol.Regressor]:
+def _evaluate(sets: dict) -> tuple[dict, protocol.Regressor]:
     """Each set's protocol error and the point map (intercept, all train splits) with its error."""
     evaluation = {}
     for set_name, splits in sets.items():
-        (tr_im, tr_gt), (te_im, te_gt) = splits["train"], splits["test"]
-        r = protocol.evaluate_points(_detect(detector, tr_im), tr_gt, _detect(detector, te_im), te_gt)
+        (_, tr_gt, tr_det), (te_im, te_gt, te_det) = splits["train"], splits["test"]
+        r = protocol.evaluate_points(tr_det, tr_gt, te_det, te_gt)
         evaluation[set_name] = {k: r[k] for k in ("error_percent", "baseline_error_percent")}
         evaluation[set_name]["test_images"] = len(te_im)
-    train_det = np.concatenate([_detect(detector, s["train"][0]) for s in sets.values()])
-    train_gt = np.concatenate([s["train"][1] for s in sets.values()])
-    regressor = protocol.fit_regressor(train_det, train_gt, intercept=True)
+    regressor = protocol.fit_regressor(np.concatenate([s["train"][2] for s in sets.values()]),
+                                       np.concatenate([s["train"][1] for s in sets.values()]), intercept=True)
     for set_name, splits in sets.items():
-        te_im, te_gt = splits["test"]
-        pred = regressor.predict(_detect(detector, te_im))
+        _, te_gt, te_det = splits["test"]
+        pred = regressor.predict(te_det)
         evaluation[set_name]["point_map_error_percent"] = float(100.0 * protocol.normalized_errors(pred, te_gt).mean())
     return evaluation, regressor
 
@@ -73,7 +78,7 @@ def _write_tflite(detector, folder: str, sets: dict, calibration_images: int) ->
     size = calib.shape[1]
     refs = pretrained.reference_images(size)
     test_images = np.concatenate([s["test"][0] for s in sets.values()])
-    keras_test = _detect(detector, test_images)
+    keras_test = np.concatenate([s["test"][2] for s in sets.values()])
     recorded, gaps = {"keras": _detect(detector, refs).tolist()}, {}
     for quantization, file in pretrained.TFLITE_FILES.items():
         flat = to_tflite.convert(detector, quantization="none" if quantization == "float32" else quantization,
@@ -96,9 +101,8 @@ def build(model_path: str, name: str, labelled_dirs: list[str], training: dict |
 
     model = keras.models.load_model(model_path)
     detector, size = model.detector, model.config.image_size
-    sets = {os.path.basename(os.path.normpath(d)): {s: _split_arrays(d, size, s) for s in ("train", "test")}
-            for d in labelled_dirs}
-    evaluation, regressor = _evaluate(detector, sets)
+    sets = {os.path.basename(os.path.normpath(d)): _labelled_set(detector, d, size) for d in labelled_dirs}
+    evaluation, regressor = _evaluate(sets)
     folder = os.path.join(out_root, name)
     tmp = folder + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
