@@ -8,7 +8,10 @@ r"""The main job (``make demo``): learn landmarks on toy faces, offline, on a CP
    the K learned points to the 5 ground-truth points, error in % of the inter-ocular
    distance, next to the mean-shape baseline);
 3. exports the detector (SavedModel, TFLite, ONNX) with a parity check;
-4. writes ``<logdir>/REPORT.md`` with what it reached and how long each part took.
+4. animates a held-out toy face with another toy face's motion through the trained
+   generator (``landmarks-animate``'s code): ``<logdir>/animation.gif`` (source | driving
+   with its points | result) and the strip ``<logdir>/animation.png``;
+5. writes ``<logdir>/REPORT.md`` with what it reached and how long each part took.
 
 The defaults (64x64, width 16, K=64, Adam 2e-3, a 0.99 moving average of the weights as the
 detector, pixel-L2 loss, two-pose "video" pairs, 11 minutes of training) were chosen by
@@ -47,7 +50,7 @@ flags.DEFINE_integer("image_size", _DEMO["image_size"], "Image side (power of tw
 flags.DEFINE_integer("width", _DEMO["width"], "Encoder width (official 32).")
 flags.DEFINE_integer("num_landmarks", _DEMO["num_landmarks"], "K (more points cost little here and give the "
                      "regressor more to combine: BUILD.md, 'The demo').")
-flags.DEFINE_string("perceptual", _DEMO["perceptual"], "Reconstruction loss (see landmarks-train --perceptual).")
+flags.DEFINE_string("perceptual", _DEMO["perceptual"], "Reconstruction loss (see landmarks-train --config.perceptual).")
 flags.DEFINE_enum("pairs", "video", ["video", "tps"],
                   "Toy-face pairs: two poses of one face (video) or two TPS warps of one image.")
 flags.DEFINE_float("learning_rate", _DEMO["learning_rate"], "Adam learning rate.")
@@ -56,6 +59,7 @@ flags.DEFINE_float("weight_ema", _DEMO["weight_ema"], "Momentum of the weights' 
 flags.DEFINE_integer("num_train", 2000, "Annotated toy faces to fit the regressor.")
 flags.DEFINE_integer("num_test", 500, "Held-out toy faces to measure on.")
 flags.DEFINE_bool("export", True, "Export the trained detector (SavedModel, TFLite, ONNX).")
+flags.DEFINE_bool("animate", True, "Animate a toy face with another's motion (animation.gif, .png).")
 flags.DEFINE_integer("verbose", 1, "Training progress: 0 quiet, 1 bar, 2 one line per 5 %.")
 
 
@@ -93,7 +97,12 @@ def main(argv):
         start = time.time()
         exported = _export(model_path, os.path.join(FLAGS.logdir, "export"))
         timings["export_s"] = time.time() - start
-    _write_report(cfg, report, timings, exported, trained_steps)
+    animation = None
+    if FLAGS.animate:
+        start = time.time()
+        animation = _animate(model_path, FLAGS.logdir, cfg.image_size)
+        timings["animate_s"] = time.time() - start
+    _write_report(cfg, report, timings, exported, trained_steps, animation)
 
 
 def _export(model_path: str, output_dir: str) -> dict:
@@ -106,7 +115,35 @@ def _export(model_path: str, output_dir: str) -> dict:
                       representative_data="synthetic", overwrite=True)
 
 
-def _write_report(cfg, report: dict, timings: dict, exported, trained_steps: int) -> None:
+def _animate(model_path: str, logdir: str, image_size: int) -> dict:
+    """Held-out toy face 1 driven by toy face 0's motion (relative), written as files and run
+    through ``apps.animate`` like ``landmarks-animate``: ``animation.gif`` and ``animation.png``."""
+    import numpy as np  # noqa: PLC0415
+
+    from keras_landmarks import viz  # noqa: PLC0415
+    from keras_landmarks.apps.animate import animate  # noqa: PLC0415
+    from keras_landmarks.data.synthetic import toy_clip  # noqa: PLC0415
+    from keras_landmarks.export.generator import KerasGeneratorRunner, load_landmark_model  # noqa: PLC0415
+    from keras_landmarks.export.serving import KerasRunner, float32_detector  # noqa: PLC0415
+
+    folder = os.path.join(logdir, "animation")
+    driving = os.path.join(folder, "driving")
+    os.makedirs(driving, exist_ok=True)
+    frames = np.asarray(toy_clip(0, 48, image_size)[0]).astype(np.uint8)
+    for t, frame in enumerate(frames):
+        viz.write_png(os.path.join(driving, f"{t:03d}.png"), frame)
+    source = os.path.join(folder, "source.png")
+    viz.write_png(source, np.asarray(toy_clip(1, 2, image_size)[0][0]).astype(np.uint8))
+    model = load_landmark_model(model_path)
+    detector = KerasRunner(model_path, detector=float32_detector(model.detector))
+    generator = KerasGeneratorRunner(model, model_path)
+    common = {"layout": "side_by_side", "display_size": 128, "progress": False}
+    gif = animate(detector, generator, source, driving, os.path.join(logdir, "animation.gif"), **common)
+    animate(detector, generator, source, driving, os.path.join(logdir, "animation.png"), strip_frames=6, **common)
+    return gif
+
+
+def _write_report(cfg, report: dict, timings: dict, exported, trained_steps: int, animation=None) -> None:
     lines = [
         "# keras-landmarks demo run",
         "",
@@ -129,6 +166,15 @@ def _write_report(cfg, report: dict, timings: dict, exported, trained_steps: int
         "`detections.png` (the K learned points), `model.keras`, `tensorboard/`"
         + (", `export/` (detector in every format)" if exported is not None else "") + ".",
     ]
+    if animation is not None:
+        lines += [
+            "",
+            f"Animation (`animation.gif`, {animation['frames']} frames): a held-out toy face (left) "
+            "redrawn by the generator with the motion of another (middle, with its detected points); "
+            "relative motion, as `landmarks-animate` makes it. Rows of the strip: source, driving, result.",
+            "",
+            "![animation strip](animation.png)",
+        ]
     path = os.path.join(FLAGS.logdir, "REPORT.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -4,8 +4,13 @@ r"""Export a trained detector to SavedModel, TFLite and ONNX, then print a parit
         --formats=saved_model,tflite,onnx --tflite_quantization=none,float16,dynamic,int8 \
         --representative_data=/path/to/training/images    # or =synthetic
 
+    landmarks-export --model=faces --what=generator --output_dir=exported_generator
+    landmarks-export --model=runs/faces --what=both --output_dir=exported   # for landmarks-animate
+
 (``python trainers/export.py`` is the same program.) ``keras_landmarks.export.exporter``
-describes the output layout, the atomic write and the parity check.
+describes the detector's output layout, the atomic write and the parity check;
+``keras_landmarks.export.generator`` the generator's (``--what=generator``: the appearance
+encoder + renderer taking ``(image, keypoints)``; TFLite ``none`` and ``float16`` only).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from absl import flags
 
 from keras_landmarks import pretrained
 from keras_landmarks.cli._flags import import_tensorflow, run_main
-from keras_landmarks.export.exporter import FORMATS, check_args, export_all
+from keras_landmarks.export.exporter import FORMATS, GENERATOR_QUANTIZATIONS, check_args, export_all
 
 logger = logging.getLogger("keras_landmarks.export")
 
@@ -38,16 +43,33 @@ def main(argv) -> None:
         from keras_landmarks.export.serving import load_keras_detector  # noqa: PLC0415 (TensorFlow)
 
         model = pretrained.resolve_model(f.model)  # --model=faces: the shipped detector
-        detector = load_keras_detector(model)
-        config = os.path.join(model, "config.json") if os.path.isdir(model) else None
-        export_all(detector, f.output_dir, f.formats, f.tflite_quantization,
-                   f.representative_data, f.calibration_images, f.parity_images,
-                   f.parity_data, f.input_dtype, f.score_maps, f.int8_softargmax, f.name,
-                   f.version, f.opset, f.overwrite,
-                   config if config and os.path.isfile(config) else None)
+        generator_quantizations = _generator_quantizations(f.what, f.formats, f.tflite_quantization)
+        if f.what in ("detector", "both"):
+            detector = load_keras_detector(model)
+            config = os.path.join(model, "config.json") if os.path.isdir(model) else None
+            export_all(detector, f.output_dir, f.formats, f.tflite_quantization,
+                       f.representative_data, f.calibration_images, f.parity_images,
+                       f.parity_data, f.input_dtype, f.score_maps, f.int8_softargmax, f.name,
+                       f.version, f.opset, f.overwrite,
+                       config if config and os.path.isfile(config) else None)
+        if f.what in ("generator", "both"):
+            from keras_landmarks.export.generator import export_generator, load_landmark_model  # noqa: PLC0415
+
+            export_generator(load_landmark_model(model), f.output_dir, f.formats, generator_quantizations,
+                             f.input_dtype, min(f.parity_images, 8), f.parity_data or f.representative_data,
+                             f.version, f.opset, overwrite=True)
     except (ValueError, FileExistsError) as e:
         raise SystemExit(f"export.py: error: {e}") from None
     logger.info("exported to %s", f.output_dir)
+
+
+def _generator_quantizations(what: str, formats: list[str], quantizations: list[str]) -> list[str]:
+    """The generator's TFLite quantizations: those of ``--tflite_quantization`` it supports."""
+    chosen = [q for q in quantizations if q in GENERATOR_QUANTIZATIONS]
+    if what != "detector" and "tflite" in formats and not chosen:
+        raise ValueError(f"--what={what}: the generator's TFLite export supports --tflite_quantization="
+                         f"{','.join(GENERATOR_QUANTIZATIONS)}, not {','.join(quantizations)}")
+    return chosen
 
 
 def define_flags() -> None:
@@ -75,6 +97,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("version", 1, "TF Serving version directory", lower_bound=1)
     flags.DEFINE_integer("opset", 17, "ONNX opset (>= 17)", lower_bound=17)
     flags.DEFINE_bool("overwrite", False, "replace an existing --output_dir")
+    flags.DEFINE_enum("what", "detector", ["detector", "generator", "both"], "what to export: the "
+                      "detector, the generator (source image + keypoints -> image, for landmarks-animate), "
+                      "or both into one --output_dir")
 
 
 def run() -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +30,18 @@ def is_image_file(name: str) -> bool:
 def is_video_file(name: str) -> bool:
     """Whether ``name`` ends in one of ``VIDEO_EXTENSIONS`` (any case)."""
     return name.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def natural_key(path) -> list:
+    """Sort key of a path's file name with digit runs compared as numbers (``2`` < ``10``)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", os.path.basename(str(path)))]
+
+
+def frame_files(folder) -> list[Path]:
+    """The image files directly inside ``folder``, in natural name order (``2.png`` before
+    ``10.png``): a clip's frames."""
+    files = [p for p in Path(folder).iterdir() if p.is_file() and is_image_file(p.name)]
+    return sorted(files, key=natural_key)
 
 
 def list_images(data_dir: str) -> list[str]:
@@ -100,4 +114,4 @@ def fit_to_square(image: np.ndarray, size: int, mode: str = "crop") -> tuple[np.
     return resized, Transform(scale, x0 + 0.5 * scale - 0.5, y0 + 0.5 * scale - 0.5)
 
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Transform", "fit_to_square", "is_image_file", "is_video_file"]
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Transform", "fit_to_square", "frame_files", "natural_key", "is_image_file", "is_video_file"]

@@ -19,6 +19,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import tensorflow as tf
@@ -44,6 +45,7 @@ STREAMS = {
     "pairs_identity": 101, "pairs_pose": 102, "pairs_future_pose": 103, "pairs_warp": 104,
     "train_identity": 201, "train_pose": 202,
     "test_identity": 301, "test_pose": 302,
+    "clip_identity": 401, "clip_pose": 402,
 }
 # Default sizes of the annotated splits (MAFL keeps a similar 4:1 to 19:1 ratio).
 DEFAULT_NUM_IMAGES = {"train": 2000, "test": 500}
@@ -165,8 +167,39 @@ def synthetic_annotated(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def toy_clip(clip: int = 0, num_frames: int = 48, image_size: int = 64, key_poses: int = 3,
+             seed: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
+    """A short "video" of one toy face moving: for demos of animation and pose transfer.
+
+    Face ``clip`` of its own stream (identities disjoint from training pairs and the
+    annotated splits) moves through ``key_poses`` random poses; every pose parameter
+    (rotation, scale, translation, yaw, expression) is interpolated between consecutive
+    key poses with a cosine ease, so the motion is smooth and starts and ends at rest.
+
+    Returns:
+      ``(frames [T, S, S, 3] float32 RGB [0, 255], landmarks [T, 5, 2] float32 pixel
+      (x, y))`` with ``T = num_frames``.
+    """
+    frames_n = _check_int("num_frames", num_frames, 2)
+    keys_n = _check_int("key_poses", key_poses, 2)
+    size = _check_int("image_size", image_size, 8)
+    identity = sample_identity(_seed(seed, "clip_identity"), 1, _check_int("clip", clip, 0))
+    keys = sample_pose(_seed(seed, "clip_pose"), keys_n, clip * keys_n)
+    # Frame t sits at u = t / (T - 1) * (keys - 1) along the key poses: segment floor(u).
+    u = tf.linspace(0.0, float(keys_n - 1), frames_n)
+    segment = tf.minimum(tf.cast(tf.floor(u), tf.int32), keys_n - 2)
+    ease = 0.5 - 0.5 * tf.cos(math.pi * (u - tf.cast(segment, tf.float32)))
+    pose = {}
+    for name, value in keys.items():
+        a, b = tf.gather(value, segment), tf.gather(value, segment + 1)
+        w = tf.reshape(ease, [-1] + [1] * (len(value.shape) - 1))
+        pose[name] = a + w * (b - a)
+    identity = {k: tf.repeat(v, frames_n, axis=0) for k, v in identity.items()}
+    return render_faces(identity, pose, size)
+
+
 __all__ = [
-    "IDENTITY_RANGES", "IDENTITY_FLAGS", "POSE_RANGES", "POSE_FLAGS", "NUM_LANDMARKS",
+    "toy_clip", "IDENTITY_RANGES", "IDENTITY_FLAGS", "POSE_RANGES", "POSE_FLAGS", "NUM_LANDMARKS",
     "DEFAULT_NUM_IMAGES", "STREAMS", "sample_identity", "sample_pose", "face_landmarks",
     "render_faces", "synthetic_pairs", "synthetic_annotated",
 ]

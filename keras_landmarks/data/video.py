@@ -46,7 +46,7 @@ import tensorflow as tf
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
 from keras_landmarks._stale import remove_stale
 from keras_landmarks.data import decode
-from keras_landmarks.data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, fit_to_square
+from keras_landmarks.data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, fit_to_square, frame_files, natural_key
 from keras_landmarks.pairs import warps
 
 _CACHE_VERSION = "1"
@@ -74,22 +74,13 @@ def crop_and_resize(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
     return cv2.cvtColor(fit_to_square(frame_bgr, image_size)[0], cv2.COLOR_BGR2RGB)
 
 
-def _natural_key(path: Path) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def _frame_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    return sorted(files, key=_natural_key)
-
-
 def find_clips(data_dir: Path) -> list[Path]:
     """Video files and frame folders directly inside ``data_dir`` (hidden ones ignored), in
     natural name order."""
     entries = [p for p in Path(data_dir).iterdir() if not p.name.startswith(".")]
     videos = [p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
-    folders = [p for p in entries if p.is_dir() and _frame_files(p)]
-    return sorted(videos + folders, key=_natural_key)
+    folders = [p for p in entries if p.is_dir() and frame_files(p)]
+    return sorted(videos + folders, key=natural_key)
 
 
 class ClipTooLong(ValueError):
@@ -112,7 +103,7 @@ def _decode(source: Path, image_size: int, max_frames: int | None = None) -> np.
 
     if source.is_dir():
         unreadable = []
-        for path in _frame_files(source):
+        for path in frame_files(source):
             try:
                 keep(decode.load_crop_resize(str(path), image_size)[0])
             except (decode.DecodeError, OSError):
@@ -133,7 +124,7 @@ def _decode(source: Path, image_size: int, max_frames: int | None = None) -> np.
 
 
 def _cache_file(cache_dir: Path, source: Path, image_size: int) -> Path:
-    parts = [source] + (_frame_files(source) if source.is_dir() else [])
+    parts = [source] + (frame_files(source) if source.is_dir() else [])
     stats = [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in parts]
     key = hashlib.sha1("|".join(stats + [str(image_size), _CACHE_VERSION]).encode()).hexdigest()
     return cache_dir / f"{source.name}-{image_size}-{key[:16]}.npy"
@@ -183,7 +174,8 @@ def load_clips(
         cache.mkdir(parents=True, exist_ok=True)
     clips, used = Clips([], [], []), 0
     too_much = (f"decoded frames of {str(root)!r} exceed max_memory_bytes={max_memory_bytes}: "
-                "pass cache_dir=<folder> to keep them on disk, or lower image_size")
+                "pass cache_dir=<folder> (landmarks-train --data.cache_dir=<folder>) to keep them on "
+                "disk, or lower image_size (--config.image_size)")
     # In memory, no clip may hold more frames than the whole store: reading stops there.
     max_frames = None if cache is not None else max_memory_bytes // (image_size * image_size * 3) + 1
     pool = concurrent.futures.ThreadPoolExecutor(num_workers or min(4, os.cpu_count() or 1))
@@ -270,7 +262,10 @@ def video_pairs(
         (default 30: about a second of video).
       tps: also warp the pair, ``x' = warp_t(frame_b)``, ``x = warp_s(warp_t(frame_a))``,
         and return the warped border mask (``keras_landmarks.pairs.warps.warp_frame_pairs``).
-      cache_dir, max_memory_bytes: frame store (module docstring).
+      cache_dir: keep the decoded frames on disk in this folder (one memory-mapped ``.npy``
+        per clip, reused by later runs) instead of in memory.
+      max_memory_bytes: cap of the in-memory frame store; past it, building fails and says
+        to use ``cache_dir``.
       num_batches: stop after this many batches; None = endless.
     Returns:
       ``tf.data.Dataset`` of ``{"image", "future_image": [B, S, S, 3] float32 RGB [0, 255],

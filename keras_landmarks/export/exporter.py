@@ -32,6 +32,8 @@ FORMATS = ("saved_model", "tflite", "onnx")
 TFLITE_FILE_SUFFIX = {"none": "float32", "float16": "float16", "dynamic": "dynamic",
                       "int8": "int8"}
 QUANTIZATIONS = tuple(TFLITE_FILE_SUFFIX)
+# The generator (export/generator.py) exports float TFLite only: its output is an image.
+GENERATOR_QUANTIZATIONS = ("none", "float16")
 
 logger = logging.getLogger("keras_landmarks.export")
 
