@@ -33,7 +33,6 @@ a missing file or an output that cannot be written is a ``ValueError`` naming it
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Iterator
@@ -41,14 +40,12 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from keras_landmarks.data.images import VIDEO_EXTENSIONS, fit_to_square, frame_files, is_image_file, is_video_file
-
-logger = logging.getLogger("keras_landmarks.animate")
+from keras_landmarks.apps import media
+from keras_landmarks.apps.media import check_driving, driving_frames, read_image, strip_indices  # noqa: F401 (re-exported)
 
 MOTIONS = ("relative", "absolute")
 LAYOUTS = ("result", "side_by_side")
 OUTPUT_EXTENSIONS = (".mp4", ".gif", ".png")
-GIF_MAX_FPS = 25.0
 
 
 # -- motion: closed form, numpy --------------------------------------------------------
@@ -89,81 +86,6 @@ def motion_keypoints(source: np.ndarray, driving: np.ndarray, first: np.ndarray,
         first_area = hull_area(first)
         scale = float(np.sqrt(hull_area(source) / first_area)) if first_area > 0 else 1.0
     return (source[None] + scale * (driving - first[None])).astype(np.float32)
-
-
-# -- reading ------------------------------------------------------------------------------
-
-
-def check_driving(path: str) -> str:
-    """``"video"`` or ``"frames"`` for a driving input; ``ValueError`` naming it otherwise."""
-    if os.path.isdir(path):
-        if not frame_files(path):
-            raise ValueError(f"--driving={path}: the folder has no image frames")
-        return "frames"
-    if not os.path.isfile(path):
-        raise ValueError(f"--driving={path} does not exist (a video {VIDEO_EXTENSIONS} or a folder of frames)")
-    if not is_video_file(path):
-        raise ValueError(f"--driving={path}: expected a video {VIDEO_EXTENSIONS} or a folder of frames")
-    return "video"
-
-
-def read_image(path: str, size: int, fit: str = "crop") -> np.ndarray:
-    """``[size, size, 3]`` uint8 RGB square of the image at ``path`` (``fit_to_square``)."""
-    if not os.path.isfile(path) or not is_image_file(path):
-        raise ValueError(f"--source={path}: not an image file")
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"--source={path} is not a readable image")
-    return fit_to_square(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size, fit)[0]
-
-
-def driving_frames(path: str, size: int, fit: str = "crop", max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """``[size, size, 3]`` uint8 RGB squares of a video's or frame folder's frames, in order.
-
-    Stops after ``max_frames`` frames. Raises ``ValueError`` naming ``path`` if no frame
-    is readable; unreadable frames of a folder are skipped with one warning.
-    """
-    kind, count = check_driving(path), 0
-    if kind == "video":
-        capture = cv2.VideoCapture(path)
-        if not capture.isOpened():
-            raise ValueError(f"--driving={path}: OpenCV cannot open this video")
-        try:
-            while max_frames is None or count < max_frames:
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                count += 1
-                yield fit_to_square(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size, fit)[0]
-        finally:
-            capture.release()
-    else:
-        skipped = []
-        for file in frame_files(path):
-            if max_frames is not None and count >= max_frames:
-                break
-            bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            if bgr is None:
-                skipped.append(file.name)
-                continue
-            count += 1
-            yield fit_to_square(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size, fit)[0]
-        if skipped:
-            logger.warning("--driving=%s: skipped %d unreadable frames (%s ...)", path, len(skipped), skipped[0])
-    if count == 0:
-        raise ValueError(f"--driving={path}: no readable frame")
-
-
-def video_fps(path: str, default: float = 25.0) -> float:
-    """Frames per second of a video (``default`` for a frame folder or an unknown rate)."""
-    if os.path.isdir(path):
-        return default
-    capture = cv2.VideoCapture(path)
-    try:
-        fps = capture.get(cv2.CAP_PROP_FPS)
-    finally:
-        capture.release()
-    return fps if fps and np.isfinite(fps) and fps > 0 else default
 
 
 # -- animating ----------------------------------------------------------------------------
@@ -261,20 +183,20 @@ def animate(detector, generator, source_path: str, driving_path: str, output: st
         raise ValueError(f"--layout={layout!r}: choose from {LAYOUTS}")
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"{output} already exists")
-    check_driving(driving_path)
-    source = read_image(source_path, display_size, fit)
+    media.check_driving(driving_path)
+    source = media.read_image(source_path, display_size, fit)
     animator = Animator(detector, generator, source, motion, adapt_scale)
-    fps = fps or video_fps(driving_path)
-    total = _count_frames(driving_path, max_frames)
+    fps = fps or media.video_fps(driving_path)
+    total = media.count_frames(driving_path, max_frames)
     bar = _progress(total) if progress else None
     tmp = os.path.join(os.path.dirname(os.path.abspath(output)), f".{os.path.basename(output)}.tmp{ext}")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     start, held, writer, count = time.perf_counter(), [], None, 0
     try:
-        for batch in _batches(driving_frames(driving_path, display_size, fit, max_frames), batch_size):
+        for batch in _batches(media.driving_frames(driving_path, display_size, fit, max_frames), batch_size):
             frames = animator.panels(batch, animator.step(batch), layout, display_size)
             if ext == ".mp4":
-                writer = writer or _video_writer(tmp, output, fps, frames.shape[2], frames.shape[1])
+                writer = writer or media.video_writer(tmp, output, fps, frames.shape[2], frames.shape[1])
                 for frame in frames:
                     writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             else:
@@ -286,9 +208,9 @@ def animate(detector, generator, source_path: str, driving_path: str, output: st
             writer.release()
             writer = None
         if ext == ".gif":
-            _write_gif(tmp, output, held, fps)
+            media.write_gif(tmp, output, held, fps)
         elif ext == ".png":
-            _write_strip(tmp, output, held, strip_frames)
+            media.write_strip(tmp, output, held, strip_frames)
         if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
             raise ValueError(f"could not write {output}: OpenCV wrote nothing there")
         os.replace(tmp, output)
@@ -312,59 +234,10 @@ def _batches(frames: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarr
         yield np.stack(batch)
 
 
-def _count_frames(path: str, max_frames: int | None) -> int | None:
-    """The clip's frame count for the progress bar (None when the container does not say)."""
-    if os.path.isdir(path):
-        n = len(frame_files(path))
-    else:
-        capture = cv2.VideoCapture(path)
-        n = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        capture.release()
-    n = n or None
-    return min(n, max_frames) if n and max_frames else n
-
-
 def _progress(total: int | None):
     import keras  # noqa: PLC0415 (Keras' own bar: no new dependency)
 
     return keras.utils.Progbar(total, unit_name="frame")
-
-
-def _video_writer(tmp: str, output: str, fps: float, width: int, height: int):
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise ValueError(f"could not write {output}: OpenCV cannot open a video writer there "
-                         "(is the folder writable, is mp4v available?)")
-    return writer
-
-
-def _write_gif(tmp: str, output: str, frames: list, fps: float) -> None:
-    animation = cv2.Animation()
-    animation.frames = [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in frames]
-    animation.durations = [int(round(1000 / min(fps, GIF_MAX_FPS)))] * len(frames)
-    try:
-        ok = cv2.imwriteanimation(tmp, animation)
-    except cv2.error as e:
-        raise ValueError(f"could not write {output}: {e}") from None
-    if not ok:
-        raise ValueError(f"could not write {output} (is the folder writable?)")
-
-
-def strip_indices(count: int, strip_frames: int) -> np.ndarray:
-    """``min(count, strip_frames)`` frame indices evenly spaced over ``[0, count - 1]``."""
-    return np.unique(np.linspace(0, count - 1, min(count, strip_frames)).round().astype(int))
-
-
-def _write_strip(tmp: str, output: str, frames: list, strip_frames: int) -> None:
-    """A PNG with one column per chosen frame and one row per panel."""
-    chosen = np.stack([frames[i] for i in strip_indices(len(frames), strip_frames)])
-    d = chosen.shape[1]
-    panels = chosen.shape[2] // d
-    rows = [np.concatenate(list(chosen[:, :, p * d:(p + 1) * d]), axis=1) for p in range(panels)]
-    image = np.concatenate(rows, axis=0)
-    ok = cv2.imwrite(tmp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError(f"could not write {output} (is the folder writable?)")
 
 
 __all__ = ["Animator", "LAYOUTS", "MOTIONS", "OUTPUT_EXTENSIONS", "animate", "check_driving",
