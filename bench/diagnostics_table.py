@@ -70,7 +70,7 @@ def main() -> None:
                 "folder", image_size=size, batch_size=250, data_dir=a.data_dir, points=tuple(a.points.split(",")))
         key = (size, cfg.target_warp, cfg.source_warp)
         if key not in pairs_by_key:
-            pairs = data.training_pairs("image_folder", data_dir=train_dir, image_size=size,
+            pairs = data.training_pairs("folder", data_dir=train_dir, image_size=size,
                                         batch_size=a.num_images, seed=1234, target_warp=cfg.target_warp,
                                         source_warp=cfg.source_warp)
             pairs_by_key[key] = {k: v for k, v in next(iter(pairs.take(1))).items()

@@ -10,7 +10,7 @@ that makes a NaN or inf raises, with its name.
     .venv/bin/python bench/divergence.py --data_dir=../shared/data/ytfaces/images \
         --learning_rate=0.1 --steps=1500
 
-Defaults are the issue-11 recipe (``image_folder``, 64 px, width 16, pixel L2, batch 16,
+Defaults are the issue-11 recipe (``folder``, 64 px, width 16, pixel L2, batch 16,
 K = 10). The last line is ``finite=<True|False> steps=<n> seconds=<s> max_abs_weight=<w>``.
 """
 
@@ -52,7 +52,7 @@ class Watch(keras.callbacks.Callback):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data_dir", required=True, help="a folder of images (image_folder)")
+    p.add_argument("--data_dir", required=True, help="a folder of images (the folder source)")
     p.add_argument("--learning_rate", type=float, default=0.1)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--image_size", type=int, default=64)
@@ -65,11 +65,11 @@ def main() -> None:
         import tensorflow as tf  # noqa: PLC0415
 
         tf.debugging.enable_check_numerics()
-    cfg = preset("image_folder", image_size=a.image_size, width=a.width, perceptual=a.perceptual,
+    cfg = preset("folder", image_size=a.image_size, width=a.width, perceptual=a.perceptual,
                  batch_size=a.batch_size, learning_rate=a.learning_rate)
     keras.utils.set_random_seed(cfg.seed)
     model = training.build_model(cfg)
-    pairs = data.training_pairs("image_folder", data_dir=a.data_dir, image_size=cfg.image_size,
+    pairs = data.training_pairs("folder", data_dir=a.data_dir, image_size=cfg.image_size,
                                 batch_size=cfg.batch_size, seed=cfg.seed,
                                 target_warp=cfg.target_warp, source_warp=cfg.source_warp)
     watch, start = Watch(), time.monotonic()

@@ -131,11 +131,11 @@ def train_and_evaluate(a, folder: str) -> None:
     from keras_landmarks.data.numpy_pairs import annotated_batches
     from keras_landmarks.evaluation import protocol
 
-    cfg = preset("image_folder", image_size=a.image_size, perceptual=a.train_perceptual,
+    cfg = preset("folder", image_size=a.image_size, perceptual=a.train_perceptual,
                  **({"width": 8, "batch_size": 4, "num_landmarks": 3} if a.smoke else {}))
     logdir = tempfile.mkdtemp(prefix="gpu_check_")
     t = time.perf_counter()
-    model = training.train(cfg, dataset="image_folder", data_dir=folder, steps=1_000_000, logdir=logdir,
+    model = training.train(cfg, dataset="folder", data_dir=folder, steps=1_000_000, logdir=logdir,
                            save_every=20 if a.smoke else 500, verbose=0, max_minutes=a.train_minutes,
                            pipeline="numpy")
     seconds = time.perf_counter() - t

@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from keras_landmarks import data, evaluation, preset, training
-from keras_landmarks.config import NORMALIZATIONS, PRESETS, WarpParams
+from keras_landmarks.config import PRESETS, override_fields, parse_value, with_overrides
 from keras_landmarks.data import landmarks_csv
 from keras_landmarks.evaluation import diagnostics
 from keras_landmarks.evaluation import protocol as lm_eval
@@ -91,21 +91,13 @@ def _args():
                    "(two frames of one clip); the regressor and the error stay on --data_dir")
     p.add_argument("--video_tps", action="store_true", help="--train_video: also TPS-warp both frames")
     p.add_argument("--preset", help=f"start from a preset ({', '.join(sorted(PRESETS))}); flags override")
-    p.add_argument("--image_size", type=int)
-    p.add_argument("--width", type=int)
-    p.add_argument("--stem_stride", type=int, choices=[1, 2])
-    p.add_argument("--heatmap_size", type=int)
-    p.add_argument("--num_landmarks", type=int)
-    p.add_argument("--perceptual", help="l2, vgg19_random, vgg19:<file>, vgg19_imagenet")
-    p.add_argument("--batch_size", type=int)
-    p.add_argument("--learning_rate", type=float)
-    p.add_argument("--gaussian_sigma", type=float)
-    p.add_argument("--normalization", choices=NORMALIZATIONS)
-    p.add_argument("--weight_ema", type=float, help="moving-average momentum of the weights (measured with it)")
-    p.add_argument("--lr_decay_rate", type=float, help="learning-rate factor every --lr_decay_steps")
-    p.add_argument("--lr_decay_steps", type=int)
-    p.add_argument("--target_warp", help="a,b,rotation_deg,scale,translation of the target TPS")
-    p.add_argument("--source_warp", help="the same for the source TPS")
+    # Every LandmarkConfig field but the seed (below), generated as for landmarks-train's
+    # --config.<field> (docs/configuration.md), here without the prefix: --image_size=64,
+    # --target_warp.rotation_deg=10, --alpha_init=1,1,1,1,1,1, --sync_batchnorm=false.
+    for name, tp in override_fields().items():
+        if name != "seed":
+            p.add_argument(f"--{name}", type=lambda text, tp=tp: parse_value(tp, text), metavar=tp.__name__.upper(),
+                           help=f"LandmarkConfig.{name} (default: the preset's)")
     p.add_argument("--mixed_precision", choices=training.PRECISIONS, default="none",
                    help="mixed_bfloat16: bf16 convs (AVX512_BF16 / AMX CPUs, GPUs)")
     p.add_argument("--pairs", choices=["video", "tps"], default="video", help="synthetic only")
@@ -127,15 +119,9 @@ def _args():
 
 
 def _config(a):
-    name = a.preset or ("demo" if a.dataset == "synthetic" else "image_folder")  # demo: make demo's model
-    over = {k: getattr(a, k) for k in ("image_size", "width", "stem_stride", "heatmap_size", "num_landmarks", "perceptual", "batch_size",
-                                       "learning_rate", "gaussian_sigma", "lr_decay_rate", "lr_decay_steps",
-                                       "normalization", "weight_ema")
-            if getattr(a, k) is not None}
-    for key in ("target_warp", "source_warp"):
-        if getattr(a, key):
-            over[key] = WarpParams(*(float(v) for v in getattr(a, key).split(",")))
-    return preset(name, seed=a.seed, **over)
+    name = a.preset or ("demo" if a.dataset == "synthetic" else "folder")  # demo: make demo's model
+    over = {k: v for k, v in vars(a).items() if k in override_fields() and v is not None}
+    return with_overrides(preset(name), over)
 
 
 def _train_folder(data_dirs, split):
@@ -174,7 +160,7 @@ def main() -> None:
             pairs = data.training_pairs("video", data_dir=a.train_video, tps=a.video_tps, **size, **warps)
             where = f"{a.train_video} (video pairs{', TPS' if a.video_tps else ''}) -> {a.data_dir}"
         else:
-            pairs = data.training_pairs("image_folder", **size, **warps,
+            pairs = data.training_pairs("folder", **size, **warps,
                                         data_dir=_train_folder([a.data_dir, *a.extra_train_dir], a.train_split))
             where = f"{' + '.join([a.data_dir, *a.extra_train_dir])} ({a.train_split} images)"
         splits = evaluation.annotated_splits("folder", image_size=cfg.image_size, batch_size=250,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 
+from keras_landmarks.data import source_name
 from keras_landmarks.losses.defaults import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PERCEPTUAL_LAYERS
 
 
@@ -25,6 +27,13 @@ class WarpParams:
     ``tps.displacement_std`` gives the resulting pixel motion (about 5 px at 128 for the
     target warp). The affine part has rotation ``N(0, rotation_deg)`` degrees, scale
     ``1 + N(0, scale)`` and translation ``N(0, translation)`` (normalised units).
+
+    Attributes:
+      a: std of the spline's kernel weights at the 10x10 control points.
+      b: std of the extra kernel weights on a random half of the control points.
+      rotation_deg: std of the affine rotation, degrees.
+      scale: std of the affine scale around 1.
+      translation: std of the affine translation, normalised units.
     """
 
     a: float = 0.001
@@ -62,8 +71,9 @@ class LandmarkConfig:
       alpha_decay: EMA decay rho of the normalisers (0.99).
       loss_scale: constant factor on the summed loss (official 1000).
       weight_decay: L2 factor on conv kernels (1e-5).
-      learning_rate, lr_decay_rate, lr_decay_steps: Adam with a staircase exponential
-        schedule (1e-3, x0.95 every 100k steps).
+      learning_rate: Adam's initial learning rate (1e-3).
+      lr_decay_rate: factor of the staircase exponential learning-rate schedule (0.95).
+      lr_decay_steps: steps between two learning-rate decays (100k).
       clipnorm: per-variable gradient norm clip (1.0).
       weight_ema: momentum of an exponential moving average of the trainable weights kept
         by the optimizer (Keras ``use_ema``); the saved ``model.keras`` (what is evaluated
@@ -75,7 +85,8 @@ class LandmarkConfig:
         (BatchNorm, official), ``"group"`` (GroupNorm, ``gcd(8, filters)`` groups: independent
         of the batch size) or ``"none"`` (the conv gets a bias).
       seed: seed of data randomness and initialisation.
-      target_warp, source_warp: TPS parameters of the static-image pairs.
+      target_warp: TPS warp of the static-image pairs' target ``x'``.
+      source_warp: TPS warp composed with the target's to make the source ``x``.
     """
 
     image_size: int = 128
@@ -113,8 +124,11 @@ class LandmarkConfig:
             )
         if self.heatmap_size < 2 or math.log2(self.heatmap_size) % 1:
             raise ValueError(f"heatmap_size must be a power of two >= 2, got {self.heatmap_size}")
-        if self.num_landmarks < 1:
-            raise ValueError(f"num_landmarks must be >= 1, got {self.num_landmarks}")
+        for name in ("num_landmarks", "width", "batch_size", "lr_decay_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.gaussian_mode not in ("rot", "paper"):
             raise ValueError(f"gaussian_mode must be 'rot' or 'paper', got {self.gaussian_mode!r}")
         if not 0.0 <= self.weight_ema < 1.0:
@@ -163,11 +177,67 @@ class LandmarkConfig:
         return cls.from_dict(json.loads(text))
 
 
+def override_fields(cls=LandmarkConfig, prefix: str = "") -> dict[str, type]:
+    """Every settable leaf of dataclass ``cls`` by dotted name -> its type (``int``, ``float``,
+    ``bool``, ``str`` or ``tuple``): nested dataclasses are flattened (``target_warp.a``).
+    The command line's ``--config.<name>`` flags are generated from this."""
+    hints = typing.get_type_hints(cls)
+    leaves = {}
+    for field in dataclasses.fields(cls):
+        tp = hints[field.name]
+        if dataclasses.is_dataclass(tp):
+            leaves.update(override_fields(tp, f"{prefix}{field.name}."))
+        else:
+            leaves[prefix + field.name] = typing.get_origin(tp) or tp
+    return leaves
+
+
+def parse_value(tp: type, text: str):
+    """``text`` as a value of leaf type ``tp`` (``override_fields``): tuples are comma lists of
+    floats, booleans true/false/1/0. ``ValueError`` on anything else."""
+    if tp is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    if tp is tuple:
+        return tuple(float(v) for v in text.split(","))
+    return tp(text)
+
+
+def format_value(value) -> str:
+    """A leaf value as ``parse_value`` reads it back (tuples as comma lists)."""
+    if isinstance(value, tuple):
+        return ",".join(format_value(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def leaf_value(cfg, name: str):
+    """The value of dotted leaf ``name`` of ``cfg`` (``cfg.target_warp.a`` for ``target_warp.a``)."""
+    for part in name.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def with_overrides(cfg: LandmarkConfig, overrides: dict) -> LandmarkConfig:
+    """``cfg`` with dotted leaves replaced (``{"image_size": 64, "target_warp.a": 0.0}``);
+    ``ValueError`` from ``LandmarkConfig``'s checks, ``KeyError`` for an unknown name."""
+    nested: dict[str, dict] = {}
+    for name, value in overrides.items():
+        if name not in override_fields(type(cfg)):
+            raise KeyError(f"{type(cfg).__name__} has no field {name!r}")
+        head, _, rest = name.partition(".")
+        nested.setdefault(head, {}).update({rest: value} if rest else {"": value})
+    changes = {head: (parts[""] if "" in parts else
+                      with_overrides(getattr(cfg, head), parts))
+               for head, parts in nested.items()}
+    return dataclasses.replace(cfg, **changes)
+
+
 # Presets: the fields that differ from the defaults, one per data source (the trainer's
 # default for that --dataset) plus named recipes chosen by measurement (--preset).
 PRESETS: dict[str, dict] = {
     "celeb_a": {},
-    "image_folder": {},
+    "folder": {},
     "video": {},
     # Toy faces train fast: a smaller image and width (chosen by measurement, BUILD.md).
     "synthetic": {"image_size": 64, "num_landmarks": 10},
@@ -185,7 +255,8 @@ PRESETS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides) -> LandmarkConfig:
-    """The config for dataset ``name`` with ``overrides`` applied."""
+    """The config for dataset ``name`` (a deprecated source name too) with ``overrides`` applied."""
+    name = source_name(name) if name not in PRESETS else name
     if name not in PRESETS:
         raise ValueError(f"unknown dataset preset {name!r}; known: {sorted(PRESETS)}")
     return LandmarkConfig(**{**PRESETS[name], **overrides})

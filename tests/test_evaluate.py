@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import cv2
+import keras
 import numpy as np
 import pytest
+from protocol_check import protocol_errors, synthetic_split
 
 from keras_landmarks import LandmarkConfig, LandmarkModel, data
 
@@ -31,7 +33,8 @@ def logdir(tmp_path_factory):
 
 def test_evaluate_synthetic_writes_report_and_pictures(logdir):
     out = logdir / "eval"
-    proc = _run(f"--model={logdir}", "--num_train=60", "--num_test=20", f"--output_dir={out}")
+    proc = _run(f"--model={logdir}", "--dataset=synthetic", "--num_train=60", "--num_test=20",
+                f"--output_dir={out}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "metrics.json").read_text())
     assert report["num_train"] == 60 and report["num_test"] == 20 and report["num_landmarks"] == 4
@@ -43,15 +46,18 @@ def test_evaluate_synthetic_writes_report_and_pictures(logdir):
     iod = np.linalg.norm(test[:, 0] - test[:, 1], axis=-1)
     want = 100 * np.mean(np.linalg.norm(train.mean(0)[None] - test, axis=-1) / iod[:, None])
     assert report["baseline_error_percent"] == pytest.approx(want, rel=1e-5)
-    per_point = report["per_point_error_percent"]
-    assert np.mean(list(per_point.values())) == pytest.approx(report["error_percent"], rel=1e-6)
+    # The errors too, recomputed with numpy from the saved model's detector (protocol_check).
+    model = keras.models.load_model(str(logdir / "model.keras"))
+    per_point, error = protocol_errors(model.detector, synthetic_split("train", 60, S), synthetic_split("test", 20, S))
+    assert report["error_percent"] == pytest.approx(error, rel=1e-4)
+    np.testing.assert_allclose(list(report["per_point_error_percent"].values()), per_point, rtol=1e-4)
     grid = cv2.imread(str(out / "landmarks.png"))
     assert grid is not None and grid.shape[0] >= 128  # drawn on enlarged (>= 128 px) faces
     assert "error (% of inter-ocular distance)" in proc.stdout
 
 
 def test_missing_model_is_one_clear_line(tmp_path):
-    proc = _run(f"--model={tmp_path / 'nothing'}")
+    proc = _run(f"--model={tmp_path / 'nothing'}", "--dataset=synthetic")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "no model there" in proc.stderr and "nothing" in proc.stderr
@@ -91,8 +97,12 @@ def test_evaluate_folder_names_and_eyes_follow_points(logdir, tmp_path):
     # The eyes are the first two given: re (column 1) and n (column 2) of the CSV.
     train, test = points["train"][:, [1, 2, 0]], points["test"][:, [1, 2, 0]]
     assert report["baseline_error_percent"] == pytest.approx(_baseline(train, test, 0, 1), rel=1e-5)
-    assert np.mean(list(report["per_point_error_percent"].values())) == pytest.approx(
-        report["error_percent"], rel=1e-6)
+    images = {split: np.stack([cv2.imread(str(tmp_path / f"faces/{i:02d}.png"))[..., ::-1] for i in ids])
+              .astype("float32") for split, ids in (("train", range(12)), ("test", range(12, 18)))}
+    model = keras.models.load_model(str(logdir / "model.keras"))
+    per_point, error = protocol_errors(model.detector, (images["train"], train), (images["test"], test))
+    assert report["error_percent"] == pytest.approx(error, rel=1e-4)
+    np.testing.assert_allclose(list(report["per_point_error_percent"].values()), per_point, rtol=1e-4)
 
     from keras_landmarks import evaluation  # without --points: the header's names and order
 
@@ -115,3 +125,14 @@ def test_flags_the_source_does_not_read_are_one_clear_error(tmp_path, args, mess
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("evaluate.py: error: ") and message in lines[0]
+
+
+def test_dataset_is_required_and_the_old_folder_name_still_works(tmp_path):
+    """No default source (a model of real faces would be scored on toy faces without a word);
+    ``image_folder``, the trainer's old name of the folder source, is ``folder`` here too."""
+    proc = _run(f"--model={tmp_path / 'nothing'}")
+    assert proc.returncode == 2 and "--dataset" in proc.stderr and "no model there" not in proc.stderr
+    proc = _run(f"--model={tmp_path / 'nothing'}", "--dataset=image_folder", f"--data_dir={tmp_path}",
+                "--points=le,re")  # accepted as folder: --points is a folder flag
+    assert proc.returncode == 2 and "no model there" in proc.stderr, proc.stderr
+    assert proc.stdout.count("deprecated") == 1 and "'folder'" in proc.stdout, proc.stdout

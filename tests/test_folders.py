@@ -245,15 +245,15 @@ def test_csv_selection_errors(tmp_path):
 def test_dispatcher_routes_and_rejects(tmp_path):
     for i in range(4):
         _write(tmp_path / f"{i}.png", _solid(i + 1))
-    via = data.training_pairs("image_folder", data_dir=str(tmp_path), image_size=16, batch_size=2, seed=5)
+    via = data.training_pairs("folder", data_dir=str(tmp_path), image_size=16, batch_size=2, seed=5)
     direct = folders.image_folder_pairs(str(tmp_path), image_size=16, batch_size=2, seed=5)
     np.testing.assert_array_equal(next(iter(via))["image"], next(iter(direct))["image"])
-    with pytest.raises(ValueError, match="unknown training source 'imagenet'; choose one of celeb_a, image_folder, video, synthetic"):
+    with pytest.raises(ValueError, match="unknown training source 'imagenet'; choose one of celeb_a, folder, video, synthetic"):
         data.training_pairs("imagenet", image_size=16, batch_size=2, seed=0)
     with pytest.raises(ValueError, match="unknown annotated source 'video'; choose one of celeb_a, folder, synthetic"):
         data.annotated("video", split="test", image_size=16, batch_size=2)
-    with pytest.raises(ValueError, match="'image_folder' needs data_dir"):
-        data.training_pairs("image_folder", image_size=16, batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="'folder' needs data_dir"):
+        data.training_pairs("folder", image_size=16, batch_size=2, seed=0)
     with pytest.raises(ValueError, match="reads no files"):
         data.training_pairs("synthetic", data_dir=str(tmp_path), image_size=16, batch_size=2, seed=0)
 
@@ -272,7 +272,7 @@ def test_dispatcher_passes_arguments_through(monkeypatch):
     assert calls == [
         ("synthetic_pairs", (), {"image_size": 32, "batch_size": 4, "seed": 3, "mode": "video"}),
         ("synthetic_annotated", ("test",), {"image_size": 32, "batch_size": 4, "num_images": 8}),
-        ("video_pairs", ("/clips",), {"image_size": 64, "batch_size": 2, "seed": 1, "tps": True}),
+        ("video_pairs", (), {"data_dir": "/clips", "image_size": 64, "batch_size": 2, "seed": 1, "tps": True}),
     ]
 
 

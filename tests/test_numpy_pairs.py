@@ -83,13 +83,13 @@ def test_fit_reads_it_endlessly_across_epochs(tmp_path):
 
 
 def test_pipeline_choice_and_its_errors(tmp_path):
-    assert data.resolve_pipeline("auto", "image_folder") == ("tf_data" if data.has_tensorflow() else "numpy")
-    assert data.resolve_pipeline("numpy", "image_folder") == "numpy"
-    with pytest.raises(ValueError, match="reads image_folder only, not 'video'"):
+    assert data.resolve_pipeline("auto", "folder") == ("tf_data" if data.has_tensorflow() else "numpy")
+    assert data.resolve_pipeline("numpy", "folder") == "numpy"
+    with pytest.raises(ValueError, match="reads folder only, not 'video'"):
         data.resolve_pipeline("numpy", "video")
     with pytest.raises(ValueError, match="unknown pipeline"):
-        data.resolve_pipeline("fast", "image_folder")
-    ds = data.training_pairs("image_folder", data_dir=_folder(tmp_path), image_size=S, batch_size=2, seed=0,
+        data.resolve_pipeline("fast", "folder")
+    ds = data.training_pairs("folder", data_dir=_folder(tmp_path), image_size=S, batch_size=2, seed=0,
                              pipeline="numpy")
     assert isinstance(ds, keras.utils.PyDataset) and ds.num_batches is None
     with pytest.raises(ValueError, match="no readable image"):

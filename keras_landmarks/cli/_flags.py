@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -17,6 +18,7 @@ from absl import logging as absl_logging
 from keras_landmarks._quiet import TF_LOGS_ENV, native_stderr_muted, tf_logs_wanted
 
 # The training sources' names: keras_landmarks.data imports no TensorFlow.
+from keras_landmarks.data import DEPRECATED_SOURCES, source_name
 from keras_landmarks.data import TRAINING_SOURCES as DATASETS  # noqa: E402, F401 (for the CLIs)
 
 HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
@@ -25,11 +27,33 @@ flags.DEFINE_bool("tf_logs", False, "Show TensorFlow's C++ start-up and runtime 
                   f"{TF_LOGS_ENV}=1).")
 
 
+class _NamesParser(flags.EnumParser):
+    """An enum that also takes the deprecated names of its values, as given (the CLI maps them
+    with ``data.source_name``, which logs the deprecation line)."""
+
+    def __init__(self, names, aliases: dict[str, str]):
+        super().__init__(list(names))
+        self.aliases = {old: new for old, new in aliases.items() if new in names}
+
+    def parse(self, argument):
+        return argument if argument in self.aliases else super().parse(argument)
+
+
+def define_enum_with_aliases(name: str, default: str | None, names, help: str,  # noqa: A002 (absl's name)
+                             aliases: dict[str, str] = DEPRECATED_SOURCES, flag_values=flags.FLAGS) -> None:
+    """``flags.DEFINE_enum``, but the deprecated names in ``aliases`` (old -> new; by default
+    the sources' old names) are accepted too; ``--help`` lists the current names only."""
+    flag = flags.EnumFlag(name, default, help, list(names))
+    flag.parser = _NamesParser(names, aliases)
+    flags.DEFINE_flag(flag, flag_values)
+
+
 def check_data_dir(values: dict) -> bool:
     """absl multi-flag validator of ``--dataset`` / ``--data_dir``."""
-    name, data_dir = values["dataset"], values["data_dir"]
-    if name in ("image_folder", "video") and not data_dir:
-        raise flags.ValidationError(f"--dataset={name} needs --data_dir (the folder to read)")
+    given, data_dir = values["dataset"], values["data_dir"]
+    name = given and source_name(given, warn=False)
+    if name in ("folder", "video") and not data_dir:
+        raise flags.ValidationError(f"--dataset={given} needs --data_dir (the folder to read)")
     if data_dir and name != "synthetic" and not os.path.isdir(os.path.expanduser(data_dir)):
         raise flags.ValidationError(f"--data_dir={data_dir} is not a folder")
     if name == "synthetic" and data_dir:
@@ -94,9 +118,11 @@ def flags_parser(prog: str):
     return parse
 
 
-def run_reporting_errors(prog: str, train) -> None:
+def run_reporting_errors(prog: str, train, data_flags: dict[str, str] | None = None) -> None:
     """Call ``train()``; its expected failures become one ``<prog>: error:`` line and an exit
-    status: bad settings or data 2, a NaN loss 1, Ctrl-C 130 (the last save is kept)."""
+    status: bad settings or data 2, a NaN loss 1, Ctrl-C 130 (the last save is kept). A setup
+    error naming an option of ``data_flags`` (``{option: "--data.<option>=<value>"}``) starts
+    with that flag."""
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         import_tensorflow()
     from keras_landmarks.training import TrainingSetupError  # noqa: PLC0415 (Keras)
@@ -104,7 +130,8 @@ def run_reporting_errors(prog: str, train) -> None:
     try:
         train()
     except TrainingSetupError as err:
-        fail(prog, str(err), 2)
+        named = [flag for name, flag in (data_flags or {}).items() if re.search(rf"\b{name}\b", str(err))]
+        fail(prog, "".join(f"{flag}: " for flag in named) + str(err), 2)
     except FloatingPointError as err:
         fail(prog, str(err), 1)
     except KeyboardInterrupt:

@@ -24,13 +24,18 @@ import sys
 from absl import flags
 
 from keras_landmarks import pretrained
-from keras_landmarks.cli._flags import check_mafl_dir, import_tensorflow, require_model, run_main
-from keras_landmarks.data import ANNOTATED_SOURCES
+from keras_landmarks.cli._flags import (check_mafl_dir, define_enum_with_aliases, import_tensorflow, require_model,
+                                        run_main)
+from keras_landmarks.data import ANNOTATED_SOURCES, source_name
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A .keras LandmarkModel, a training logdir holding model.keras, or a "
                     "pretrained detector's name (faces).")
-flags.DEFINE_enum("dataset", "synthetic", list(ANNOTATED_SOURCES), "Annotated source.")
+# Required: the labels define what is measured, and a default (toy faces) would score a model
+# of real faces on the wrong data without a word.
+define_enum_with_aliases("dataset", None, ANNOTATED_SOURCES, "Annotated source (required): folder = "
+                         "images + landmarks.csv (--data_dir), celeb_a = MAFL (--mafl_dir), "
+                         "synthetic = generated toy faces.")
 flags.DEFINE_string("data_dir", None, "Folder of the annotated images (folder) or TFDS data_dir (celeb_a).")
 flags.DEFINE_string("csv_path", None, "Landmarks CSV for --dataset=folder (default <data_dir>/landmarks.csv).")
 flags.DEFINE_list("points", None, "--dataset=folder: the CSV's point names to evaluate, in order; "
@@ -50,7 +55,7 @@ flags.register_multi_flags_validator(["dataset", "mafl_dir"], check_mafl_dir, me
 
 @flags.multi_flags_validator(["dataset", "csv_path", "points"], message=None)
 def _check_folder_flags(values) -> bool:
-    name, points = values["dataset"], values["points"]
+    name, points = values["dataset"] and source_name(values["dataset"], warn=False), values["points"]
     if (values["csv_path"] or points is not None) and name != "folder":
         raise flags.ValidationError(f"--csv_path / --points are for --dataset=folder, not "
                                     f"--dataset={name} (its points are MAFL's)")
@@ -63,6 +68,7 @@ def _check_folder_flags(values) -> bool:
 
 def main(argv):
     require_model(argv)
+    dataset = source_name(FLAGS.dataset)
     import_tensorflow()
     from keras_landmarks import evaluation  # noqa: PLC0415 (TensorFlow)
 
@@ -74,7 +80,7 @@ def main(argv):
         output_dir = FLAGS.output_dir or default_dir
         evaluation.evaluate_saved_model(
             model_path, output_dir, intercept=FLAGS.intercept, batch_size=FLAGS.batch_size,
-            dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, csv_path=FLAGS.csv_path,
+            dataset=dataset, data_dir=FLAGS.data_dir, csv_path=FLAGS.csv_path,
             points=FLAGS.points, mafl_dir=FLAGS.mafl_dir and os.path.expanduser(FLAGS.mafl_dir),
             num_train=FLAGS.num_train, num_test=FLAGS.num_test)
     except (FileNotFoundError, ValueError) as err:
@@ -84,6 +90,7 @@ def main(argv):
 
 def run() -> None:
     """Console script ``landmarks-evaluate`` (and ``python trainers/evaluate.py``)."""
+    flags.mark_flag_as_required("dataset")
     run_main(main, "evaluate.py", __name__)
 
 

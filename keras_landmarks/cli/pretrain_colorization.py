@@ -3,7 +3,7 @@ r"""Pre-train the perceptual VGG-19 by self-supervised colorization (no labels, 
     landmarks-pretrain-colorization --dataset=celeb_a --steps=50000 \
         --logdir=runs/colorization_celeba
     landmarks-train --dataset=celeb_a \
-        --perceptual=vgg19:runs/colorization_celeba/vgg19_colorization.weights.h5
+        --config.perceptual=vgg19:runs/colorization_celeba/vgg19_colorization.weights.h5
 
 (``python trainers/pretrain_colorization.py`` is the same program.)
 
@@ -23,16 +23,16 @@ import os
 
 from absl import flags
 
-from keras_landmarks.cli._flags import (DATASETS, check_data_dir, define_run_flags, fail as _fail, import_tensorflow,
-                                        run_main,
-                                        run_reporting_errors)
+from keras_landmarks.cli._flags import (DATASETS, check_data_dir, define_enum_with_aliases, define_run_flags,
+                                        fail as _fail, import_tensorflow, run_main, run_reporting_errors)
+from keras_landmarks.data import source_name
 
 PROG = "pretrain_colorization.py"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", None, list(DATASETS), "Training images: CelebA (TFDS), a folder "
-                  "of images, videos / frame folders, or generated toy faces.")
-flags.DEFINE_string("data_dir", None, "image_folder/video: the folder to read (required). "
+define_enum_with_aliases("dataset", None, DATASETS, "Training images: CelebA (TFDS), a folder "
+                         "of images, videos / frame folders, or generated toy faces.")
+flags.DEFINE_string("data_dir", None, "folder/video: the folder to read (required). "
                     "celeb_a: the TFDS data_dir (default ~/tensorflow_datasets).")
 flags.DEFINE_string("logdir", None, "Output and resume folder (default runs/colorization_<dataset>).")
 flags.DEFINE_string("output", None, "The VGG-19 weights file, *.weights.h5 (default "
@@ -54,7 +54,7 @@ flags.register_validator(
 flags.register_validator("learning_rate", lambda v: v > 0, message="must be > 0")
 flags.register_validator("output", lambda v: v is None or v.endswith(".weights.h5"),
                          message="must end in .weights.h5 (Keras 3's weights format, what "
-                         "--perceptual=vgg19:<file> loads)")
+                         "landmarks-train --config.perceptual=vgg19:<file> loads)")
 
 
 flags.register_multi_flags_validator(["dataset", "data_dir"], check_data_dir, message=None)
@@ -67,15 +67,16 @@ def fail(message: str, status: int) -> None:
 def main(argv) -> None:
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]} (flags look like --name=value)", 2)
+    dataset = source_name(FLAGS.dataset)
     # TensorFlow is imported only now, after the flags were checked.
     import_tensorflow()
     from keras_landmarks import config  # noqa: PLC0415
     from keras_landmarks.pretraining.colorization import run as colorization_training  # noqa: PLC0415
 
-    image_size = FLAGS.image_size or config.preset(FLAGS.dataset).image_size
+    image_size = FLAGS.image_size or config.preset(dataset).image_size
     logdir = os.path.expanduser(FLAGS.logdir or os.path.join("runs", f"colorization_{FLAGS.dataset}"))
     run_reporting_errors(PROG, lambda: colorization_training.pretrain(
-        FLAGS.dataset, data_dir=os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None,
+        dataset, data_dir=os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None,
         image_size=image_size, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
         learning_rate=FLAGS.learning_rate, logdir=logdir,
         output=os.path.expanduser(FLAGS.output) if FLAGS.output else None, seed=FLAGS.seed,

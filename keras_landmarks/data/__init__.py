@@ -4,7 +4,7 @@ Training pairs (batched dicts ``{"image": [B, S, S, 3] float32 RGB [0, 255] (sou
 "future_image": [B, S, S, 3] (target x'), "mask": [B, S, S, 1] float32 [0, 1]}``, endless):
 
 * ``celeb_a``: CelebA through TFDS, two TPS warps per image (``celeb_a.py``; ``mafl_dir=``).
-* ``image_folder``: any folder of jpg/png/bmp/webp, two TPS warps (``folders.py``).
+* ``folder``: any folder of jpg/png/bmp/webp, two TPS warps (``folders.py``).
 * ``video``: two frames of one clip (``video.py``; ``tps=True`` adds warps).
 * ``synthetic``: generated toy faces (``synthetic.py``), no files needed.
 
@@ -13,9 +13,17 @@ float32 pixel (x, y)}``, finite, fixed order): ``celeb_a`` (MAFL with ``mafl_dir
 ``folder`` (images + landmarks CSV, ``folders.annotated_folder``), ``synthetic``.
 
 Two pipelines: ``tf_data`` (every source) and ``numpy`` (``keras.utils.PyDataset`` with
-worker threads, NumPy and OpenCV only, ``numpy_pairs.py``; ``image_folder`` so far), the
+worker threads, NumPy and OpenCV only, ``numpy_pairs.py``; ``folder`` so far), the
 data path of JAX and PyTorch users without TensorFlow. ``pipeline="auto"`` takes ``tf_data``
 when TensorFlow is installed.
+
+One name per source in every program: ``folder`` is the same folder of images whether it
+trains (any images) or evaluates (images + ``landmarks.csv``). The old training name
+``image_folder`` still works and logs one deprecation line (``source_name``).
+
+Each training source's pairs come from one loader per pipeline (``LOADERS``); its keyword
+options (``video_pairs(tps=, max_offset=, cache_dir=)``, ...) are ``training_pairs``'s ``kw``
+and the trainer's ``--data.<option>`` flags (``options.py`` reads them from the signatures).
 
 Submodules are imported on first use: importing this package loads neither OpenCV nor TFDS.
 """
@@ -24,12 +32,37 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 
-TRAINING_SOURCES = ("celeb_a", "image_folder", "video", "synthetic")
+TRAINING_SOURCES = ("celeb_a", "folder", "video", "synthetic")
 ANNOTATED_SOURCES = ("celeb_a", "folder", "synthetic")
-_NEEDS_DATA_DIR = ("image_folder", "video", "folder")
+DEPRECATED_SOURCES = {"image_folder": "folder"}  # old name -> its name (issue 29)
+_NEEDS_DATA_DIR = ("folder", "video")
 PIPELINES = ("auto", "tf_data", "numpy")
-NUMPY_SOURCES = ("image_folder",)
+NUMPY_SOURCES = ("folder",)
+# The function (or class) of each training source and pipeline: (submodule, name).
+LOADERS = {
+    ("celeb_a", "tf_data"): ("celeb_a", "celeb_a_pairs"),
+    ("folder", "tf_data"): ("folders", "image_folder_pairs"),
+    ("folder", "numpy"): ("numpy_pairs", "FolderPairs"),
+    ("video", "tf_data"): ("video", "video_pairs"),
+    ("synthetic", "tf_data"): ("synthetic", "synthetic_pairs"),
+}
+
+_log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def source_name(name: str, *, warn: bool = True) -> str:
+    """The name of source ``name``: itself, or for a deprecated name (``DEPRECATED_SOURCES``)
+    the new one, with one deprecation line per old name and process (``warn``)."""
+    new = DEPRECATED_SOURCES.get(name)
+    if new is None:
+        return name
+    if warn and name not in _warned:
+        _warned.add(name)
+        _log.warning("source name %r is deprecated: use %r (the same folder source in every program)", name, new)
+    return new
 
 
 def has_tensorflow() -> bool:
@@ -43,6 +76,7 @@ def has_tensorflow() -> bool:
 def resolve_pipeline(pipeline: str, name: str | None = None) -> str:
     """``"tf_data"`` or ``"numpy"`` for ``pipeline`` (one of ``PIPELINES``) and source ``name``;
     ``ValueError`` saying what to do when the pair cannot run here."""
+    name = name if name is None else source_name(name, warn=False)
     if pipeline not in PIPELINES:
         raise ValueError(f"unknown pipeline {pipeline!r}; choose one of {', '.join(PIPELINES)}")
     if pipeline == "auto":
@@ -57,13 +91,15 @@ def resolve_pipeline(pipeline: str, name: str | None = None) -> str:
     return pipeline
 
 
-def _check(name: str, choices: tuple[str, ...], what: str, data_dir) -> None:
+def _check(name: str, choices: tuple[str, ...], what: str, data_dir) -> str:
+    name = source_name(name)
     if name not in choices:
         raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(choices)}")
     if name in _NEEDS_DATA_DIR and not data_dir:
         raise ValueError(f"{what} {name!r} needs data_dir (the folder to read; trainer flag --data_dir)")
     if name == "synthetic" and data_dir:
         raise ValueError(f"{what} 'synthetic' is generated and reads no files; drop data_dir={data_dir!r}")
+    return name
 
 
 def training_pairs(name: str, *, data_dir: str | None = None, image_size: int, batch_size: int,
@@ -71,21 +107,15 @@ def training_pairs(name: str, *, data_dir: str | None = None, image_size: int, b
     """Endless training pairs of source ``name`` (one of ``TRAINING_SOURCES``): a
     ``tf.data.Dataset``, or with ``pipeline="numpy"`` a ``keras.utils.PyDataset``.
 
-    ``kw`` goes to the source's function: ``celeb_a_pairs(mafl_dir=, target_warp=, ...)``,
-    ``image_folder_pairs(deterministic=, ...)`` (``numpy``: ``FolderPairs(workers=, ...)``),
-    ``video_pairs(max_offset=, tps=, ...)``, ``synthetic_pairs(mode=, ...)``.
+    ``kw`` goes to the source's loader (``LOADERS``): ``celeb_a_pairs(mafl_dir=, target_warp=,
+    ...)``, ``image_folder_pairs(deterministic=, ...)`` (``numpy``: ``FolderPairs(workers=,
+    ...)``), ``video_pairs(max_offset=, tps=, cache_dir=, ...)``, ``synthetic_pairs(mode=, ...)``.
     """
-    _check(name, TRAINING_SOURCES, "training source", data_dir)
-    size = {"image_size": image_size, "batch_size": batch_size, "seed": seed}
-    if resolve_pipeline(pipeline, name) == "numpy":
-        return importlib.import_module(f"{__name__}.numpy_pairs").FolderPairs(data_dir, **size, **kw)
-    if name == "celeb_a":
-        return importlib.import_module(f"{__name__}.celeb_a").celeb_a_pairs(data_dir=data_dir, **size, **kw)
-    if name == "image_folder":
-        return importlib.import_module(f"{__name__}.folders").image_folder_pairs(data_dir, **size, **kw)
-    if name == "video":
-        return importlib.import_module(f"{__name__}.video").video_pairs(data_dir, **size, **kw)
-    return importlib.import_module(f"{__name__}.synthetic").synthetic_pairs(**size, **kw)
+    name = _check(name, TRAINING_SOURCES, "training source", data_dir)
+    module, loader = LOADERS[name, resolve_pipeline(pipeline, name)]
+    where = {} if name == "synthetic" else {"data_dir": data_dir}
+    return getattr(importlib.import_module(f"{__name__}.{module}"), loader)(
+        **where, image_size=image_size, batch_size=batch_size, seed=seed, **kw)
 
 
 def annotated(name: str, *, split: str | None, data_dir: str | None = None, image_size: int,
@@ -97,7 +127,7 @@ def annotated(name: str, *, split: str | None, data_dir: str | None = None, imag
     ``celeb_a_annotated(mafl_dir=)``, ``annotated_folder(csv_path=, points=)`` or
     ``synthetic_annotated(num_images=, seed=)``.
     """
-    _check(name, ANNOTATED_SOURCES, "annotated source", data_dir)
+    name = _check(name, ANNOTATED_SOURCES, "annotated source", data_dir)
     if name == "celeb_a":
         return importlib.import_module(f"{__name__}.celeb_a").celeb_a_annotated(
             split, data_dir=data_dir, image_size=image_size, batch_size=batch_size, **kw)
@@ -108,5 +138,5 @@ def annotated(name: str, *, split: str | None, data_dir: str | None = None, imag
         split, image_size=image_size, batch_size=batch_size, **kw)
 
 
-__all__ = ["TRAINING_SOURCES", "ANNOTATED_SOURCES", "NUMPY_SOURCES", "PIPELINES", "annotated", "has_tensorflow",
-           "resolve_pipeline", "training_pairs"]
+__all__ = ["TRAINING_SOURCES", "ANNOTATED_SOURCES", "DEPRECATED_SOURCES", "LOADERS", "NUMPY_SOURCES", "PIPELINES",
+           "annotated", "has_tensorflow", "resolve_pipeline", "source_name", "training_pairs"]

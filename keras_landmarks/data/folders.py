@@ -91,7 +91,7 @@ def image_folder_batches(
     order = np.random.default_rng(seed).permutation(len(paths))
     check_decodable([paths[i] for i in order], image_size, f"image folder {data_dir!r}")
     if stats is None:
-        stats = DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(paths))
+        stats = DecodeStats(f"folder {data_dir}", files_per_epoch=len(paths))
     logger.info("%s: %d image files; unreadable ones are skipped, warned about once and counted",
                 stats.name, len(paths))
 

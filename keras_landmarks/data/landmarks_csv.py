@@ -142,7 +142,7 @@ def annotated_rows(data_dir: str, csv_path: str | None = None, split: str | None
 
 def split_folder(data_dir: str, split: str, csv_path: str | None = None) -> str:
     """A new temporary folder of symbolic links to the images of the CSV's ``split`` rows
-    (removed at exit; the images stay): an ``image_folder`` that trains on one split only,
+    (removed at exit; the images stay): a ``folder`` source that trains on one split only,
     e.g. the train split of an annotated set without its labels."""
     import atexit  # noqa: PLC0415
     import shutil  # noqa: PLC0415

@@ -4,7 +4,7 @@ The data path of the JAX and PyTorch backends (chosen by ``pipeline="numpy"``, t
 when TensorFlow is not installed; ``training.train`` and ``data.training_pairs`` take it).
 It reuses the robust decoder (``decode.py``: unreadable files are skipped and counted) and
 the OpenCV TPS sampler with the official warp distribution (``pairs.numpy_warps``), and
-imports neither TensorFlow nor TFDS. Sources: ``image_folder`` (``FolderPairs``) and an
+imports neither TensorFlow nor TFDS. Sources: ``folder`` (``FolderPairs``) and an
 annotated folder for the evaluation protocol (``annotated_batches``); the ``video`` frames
 and the toy faces stay on ``tf.data`` for now (BUILD.md, "Backends").
 
@@ -54,6 +54,7 @@ class FolderPairs(keras.utils.PyDataset):
       image_size, batch_size, seed, target_warp, source_warp: as ``image_folder_pairs``.
       workers: threads building batches ahead of the step (OpenCV releases the GIL);
         ``use_multiprocessing`` is refused: ``decode_stats`` would stay in the workers.
+      max_queue_size: batches built ahead of the step at most.
     Items:
       ``dataset[i]``: ``{"image", "future_image": [B, S, S, 3] float32 RGB [0, 255],
       "mask": [B, S, S, 1] float32}``, pixel ``(x, y)`` as in ``geometry.py``.
@@ -72,7 +73,7 @@ class FolderPairs(keras.utils.PyDataset):
         self.image_size, self.batch_size, self.seed = image_size, batch_size, seed
         self.target_warp, self.source_warp = target_warp, source_warp
         check_decodable([self.paths[i] for i in self._order(0)], image_size, f"image folder {data_dir!r}")
-        self.decode_stats = stats or DecodeStats(f"image_folder {data_dir}", files_per_epoch=len(self.paths))
+        self.decode_stats = stats or DecodeStats(f"folder {data_dir}", files_per_epoch=len(self.paths))
         logger.info("%s: %d image files (NumPy pipeline, %d worker threads); unreadable ones are "
                     "skipped, warned about once and counted", self.decode_stats.name, len(self.paths), workers)
 

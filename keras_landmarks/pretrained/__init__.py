@@ -17,8 +17,9 @@ Each detector is a folder ``keras_landmarks/pretrained/<name>/`` of package data
   time (the tests check that the shipped files still give them).
 
 The command-line programs take a detector's name wherever they take a model file:
-``landmarks-predict --model=faces photo.jpg``, ``landmarks-evaluate --model=faces``,
-``landmarks-export --model=faces`` (``resolve_model``). ``trainers/build_pretrained.py``
+``landmarks-predict --model=faces photo.jpg``, ``landmarks-evaluate --model=faces
+--dataset=folder --data_dir=<labelled folder>``, ``landmarks-export --model=faces``
+(``resolve_model``). ``trainers/build_pretrained.py``
 trains and packs one (README, "Pretrained detectors"). This module imports no TensorFlow
 until ``load`` is called.
 """

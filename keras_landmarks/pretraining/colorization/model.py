@@ -191,7 +191,7 @@ def save_trunk(model: ColorizationModel, path: str) -> None:
     """Write the trunk's weights to ``path`` (``*.weights.h5``) atomically.
 
     ``LandmarkConfig(perceptual="vgg19:<path>")`` (``trainers/train.py
-    --perceptual=vgg19:<path>``) loads the file, as does
+    --config.perceptual=vgg19:<path>``) loads the file, as does
     ``keras.applications.VGG19(include_top=False, weights=path)``.
     """
     if not path.endswith(".weights.h5"):

@@ -9,7 +9,7 @@ holds::
     tensorboard/   scalars loss, learning_rate; images "colorization" (grey | prediction | truth)
 
 The VGG-19 trunk weights go to ``output`` (default ``<logdir>/vgg19_colorization.weights.h5``)
-at every save and at the end, for ``--perceptual=vgg19:<output>``. Steps are optimizer
+at every save and at the end, for ``--config.perceptual=vgg19:<output>``. Steps are optimizer
 updates; ``fit`` runs epochs of ``save_every`` steps, and a run killed at any moment
 resumes from the last save (same command), as in ``keras_landmarks.training``.
 """
@@ -227,7 +227,7 @@ def pretrain(dataset, *, data_dir: str | None = None, image_size: int, batch_siz
         say(f"Nothing to do: {logdir} is already at step {start} (--steps={steps}).")
     save_trunk(model, output)
     say(f"Done: steps {start} -> {current_step(model)} in {format_seconds(time.monotonic() - t0)}"
-        f"\n  VGG-19 weights: {output}  (train.py --perceptual=vgg19:{output})\n  prior: "
+        f"\n  VGG-19 weights: {output}  (landmarks-train --config.perceptual=vgg19:{output})\n  prior: "
         f"{os.path.join(logdir, PRIOR_FILE)}\n  TensorBoard: tensorboard --logdir "
         f"{os.path.join(logdir, 'tensorboard')}\n  resume state: {backup_dir}")
     return model
@@ -237,7 +237,7 @@ def _check_output(logdir: str, backup_dir: str, output: str, settings: dict) -> 
     """A resumed run keeps its settings; a fresh one refuses to overwrite an existing ``output``."""
     if not output.endswith(".weights.h5"):
         raise ValueError(f"output must end in .weights.h5 (Keras 3's weights format, what "
-                         f"--perceptual=vgg19:<file> loads), got {output!r}")
+                         f"--config.perceptual=vgg19:<file> loads), got {output!r}")
     if CheckpointStore(backup_dir).latest() is not None:
         _check_resumable(logdir, settings)
     elif os.path.exists(output):
@@ -273,6 +273,8 @@ def _check_resumable(logdir: str, settings: dict) -> None:
         return
     with open(path) as f:
         old = json.load(f)
+    if isinstance(old.get("dataset"), str):  # a run of a source's deprecated name resumes under the new one
+        old["dataset"] = data.source_name(old["dataset"], warn=False)
     diff = [f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in RESUME_KEYS if old.get(k) != settings[k]]
     if diff:
         raise ValueError(f"--logdir={logdir} holds a run with other settings ({'; '.join(diff)}). "
