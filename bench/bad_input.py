@@ -1,5 +1,5 @@
 """The bad-input zoo as a benchmark row: training pairs from a folder of good images among
-every kind of broken or hostile file in ``keras_landmarks.data.zoo``.
+every kind of broken or hostile file in ``tests/zoo.py`` (test data, loaded from its file).
 
 Builds the zoo in a temporary folder, pulls ``--batches`` batches of TPS pairs from
 ``image_folder_pairs`` (decode + crop + warp, parallel ``tf.data``), and prints the kinds
@@ -14,6 +14,7 @@ Numbers depend on the machine and on what else runs on it: quote the command wit
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import tempfile
@@ -22,7 +23,20 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-from keras_landmarks.data import folders, zoo  # noqa: E402
+from keras_landmarks.data import folders  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _zoo():
+    """``tests/zoo.py``, the bad-input zoo the tests train on, loaded from its file."""
+    spec = importlib.util.spec_from_file_location("zoo", os.path.join(ROOT, "tests", "zoo.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+zoo = _zoo()
 
 
 def main() -> None:

@@ -17,6 +17,11 @@ Sources:
                batch in a parallel ``tf.data`` map: the warp alone.
   synthetic    ``synthetic_pairs`` (generated toy faces, 64 px unless ``--image_size``).
   video        ``video_pairs(tps=True)`` on ``--data_dir``.
+  numpy_folder the NumPy pipeline (``numpy_pairs.FolderPairs``, no TensorFlow in its batches)
+               on the same JPEG folder: ``dataset[i]`` for i = 0, 1, ... in this thread.
+
+``--output_pool=0`` replaces ``cv2_sampler``'s recycled output arrays by fresh aligned ones
+per call (the pool's measured worth).
 
 Rates are medians over ``--windows`` timed windows of ``--steps`` batches each, after
 ``--warmup`` batches. The machine is shared, so besides the wall-clock rate we report the
@@ -47,7 +52,7 @@ from keras_landmarks.pairs import cv2_sampler as tps_cv2, tps, warps
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP
 from keras_landmarks.data import decode, folders
 
-SOURCES = ("jpeg_folder", "jpeg_warp", "decode_only", "warp_only", "synthetic", "video")
+SOURCES = ("jpeg_folder", "jpeg_warp", "decode_only", "warp_only", "synthetic", "video", "numpy_folder")
 
 
 def write_jpegs(folder: str, count: int, size: int, seed: int = 0) -> str:
@@ -115,14 +120,37 @@ def warp_only(args) -> tf.data.Dataset:
     return ds.map(_warp_fn(args), num_parallel_calls=_calls(args.warp_calls)).prefetch(tf.data.AUTOTUNE)
 
 
+class _Batches:
+    """``iter()`` over a ``PyDataset``'s batches 0, 1, ... built in this thread."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def __iter__(self):
+        return (self.pairs[i] for i in range(2**62))
+
+
+def _fresh_outputs() -> None:
+    """``cv2_sampler`` without its output pool: fresh aligned arrays every call."""
+    def take(shapes):
+        return {"arrays": tuple(tps_cv2.aligned_empty(s) for s in shapes), "busy": True}
+
+    tps_cv2._OUTPUTS.take = take
+
+
 def build(args) -> tf.data.Dataset:
     size, batch, seed = args.image_size, args.batch_size, args.seed
     if args.source == "warp_only":
         return warp_only(args)
-    if args.source in ("jpeg_folder", "jpeg_warp", "decode_only"):
+    if args.source in ("jpeg_folder", "jpeg_warp", "decode_only", "numpy_folder"):
         data_dir = args.data_dir or write_jpegs(
             f"/tmp/keras_landmarks_bench_jpegs_{args.file_size}", args.num_files, args.file_size)
         print(f"folder: {data_dir} ({len(folders.list_images(data_dir))} images)")
+        if args.source == "numpy_folder":
+            from keras_landmarks.data.numpy_pairs import FolderPairs
+
+            pairs = FolderPairs(data_dir, size, batch, seed, workers=1)
+            return _Batches(pairs)
         if args.source == "jpeg_folder":
             return folders.image_folder_pairs(data_dir, size, batch, seed, deterministic=not args.nondeterministic)
         if args.decode == "fused":
@@ -183,20 +211,24 @@ def main(argv=None) -> float:
     p.add_argument("--warp_calls", type=int, default=0, help="jpeg_warp, warp_only: warp map parallelism (0 = AUTOTUNE)")
     p.add_argument("--nondeterministic", action="store_true", help="deterministic=False in the maps")
     p.add_argument("--threads", type=int, default=0, help="tf.data private threadpool size (0 = default)")
+    p.add_argument("--output_pool", type=int, default=1, help="0: cv2_sampler allocates fresh outputs per call")
     p.add_argument("--intra_op", type=int, default=0, help="tf.data max_intra_op_parallelism (0 = default)")
     args = p.parse_args(argv)
+    if not args.output_pool:
+        _fresh_outputs()
     ds = build(args)
-    options = tf.data.Options()
-    if args.threads:
-        options.threading.private_threadpool_size = args.threads
-    if args.intra_op:
-        options.threading.max_intra_op_parallelism = args.intra_op
-    ds = ds.with_options(options)
+    if isinstance(ds, tf.data.Dataset):
+        options = tf.data.Options()
+        if args.threads:
+            options.threading.private_threadpool_size = args.threads
+        if args.intra_op:
+            options.threading.max_intra_op_parallelism = args.intra_op
+        ds = ds.with_options(options)
     load_before = os.getloadavg()[0]
     rates, cpu = measure(ds, args.batch_size, args.warmup, args.steps, args.windows)
     median, cpu_ms = float(np.median(rates)), float(np.median(cpu))
     cores = os.cpu_count()
-    print(f"source={args.source} image_size={args.image_size} batch_size={args.batch_size} cpus={cores} "
+    print(f"source={args.source} output_pool={args.output_pool} image_size={args.image_size} batch_size={args.batch_size} cpus={cores} "
           f"windows={[round(r) for r in rates]} cpu_ms_per_pair={[round(c, 3) for c in cpu]} "
           f"load_1min={load_before:.2f}->{os.getloadavg()[0]:.2f} "
           f"all_cores_bound={cores * 1e3 / cpu_ms:.0f}/s")

@@ -63,7 +63,8 @@ def _walk(model):
 def train_step_flops(model) -> tuple[float, float]:
     """``(total, vgg)`` FLOPs per sample of one train step."""
     trained = sum(conv_flops(m) for m in (model.detector, model.appearance_encoder, model.renderer))
-    vgg = conv_flops(model.feature_extractor) if model.feature_extractor is not None else 0.0
+    extractor = model.perceptual_loss.feature_extractor
+    vgg = conv_flops(extractor) if extractor is not None else 0.0
     return 3 * trained + 3 * vgg, 3 * vgg
 
 

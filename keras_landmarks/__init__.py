@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from keras_landmarks._lazy import lazy_attributes
 
-from keras_landmarks import _log  # noqa: F401  (the library logger's default handler)
+from keras_landmarks._internal import log as _log  # noqa: F401  (the library logger's default handler)
 
 __version__ = "0.2.0"
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import typing
 
-from keras_landmarks.data import source_name
 from keras_landmarks.losses.defaults import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PERCEPTUAL_LAYERS
 
 
@@ -231,6 +231,25 @@ def with_overrides(cfg: LandmarkConfig, overrides: dict) -> LandmarkConfig:
                       with_overrides(getattr(cfg, head), parts))
                for head, parts in nested.items()}
     return dataclasses.replace(cfg, **changes)
+
+
+# Renamed data sources: old name -> its name (issue 29). Here, not in ``data``, because the
+# presets are keyed by source name and this module imports nothing of the package's.
+DEPRECATED_SOURCES = {"image_folder": "folder"}
+_warned: set[str] = set()
+
+
+def source_name(name: str, *, warn: bool = True) -> str:
+    """The name of source ``name``: itself, or for a deprecated name (``DEPRECATED_SOURCES``)
+    the new one, with one deprecation line per old name and process (``warn``)."""
+    new = DEPRECATED_SOURCES.get(name)
+    if new is None:
+        return name
+    if warn and name not in _warned:
+        _warned.add(name)
+        logging.getLogger(__name__).warning(
+            "source name %r is deprecated: use %r (the same folder source in every program)", name, new)
+    return new
 
 
 # Presets: the fields that differ from the defaults, one per data source (the trainer's

@@ -3,18 +3,20 @@
 Given a source image ``x`` (appearance) and a target ``x'`` (geometry), the detector
 turns ``x'`` into K keypoints, the keypoints become Gaussian maps, and the renderer
 draws ``x_hat'`` from Phi(x) and those maps. Training minimises the EMA-normalised
-perceptual loss between ``x'`` and ``x_hat'`` (PAPER.md "Loss"):
+perceptual loss between ``x'`` and ``x_hat'``, a layer of its own
+(``losses.perceptual_loss.PerceptualLoss``: the VGG taps, the mask, alpha and its update):
 
     loss = loss_scale * sum_l e_l / alpha_l,   alpha_l <- rho * alpha_l + (1 - rho) * e_l
 
 Decisions (BUILD.md): alpha is updated *before* it divides the batch's errors (as the
 official code does) but is a constant for the gradient (stop-gradient; the official code
-lets gradient flow through the current batch's share). Under ``tf.distribute`` the
-errors are summed across replicas and divided by the *global* batch, BatchNorm is
-synchronised and gradients are clipped after the cross-replica sum (``config.clipnorm``;
-compile the optimizer *without* ``clipnorm``), so N replicas make the same update as one
-device on the same global batch. The model trains on every Keras backend (JAX and
-PyTorch through ``compute_loss``, see "training" below); TensorFlow is imported only on it.
+lets gradient flow through the current batch's share), and so are the target's features.
+Under ``tf.distribute`` the errors are summed across replicas and divided by the *global*
+batch, BatchNorm is synchronised and gradients are clipped after the cross-replica sum,
+so N replicas make the same update as one device on the same global batch. The model
+owns the gradient clipping (``config.clipnorm``, per variable) on every backend: see
+``compile``. It trains on every Keras backend (JAX and PyTorch through ``compute_loss``,
+see "training" below); TensorFlow is imported only on it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import keras
 from keras import ops
 
 from keras_landmarks.config import LandmarkConfig
-from keras_landmarks.losses import normalizer, perceptual
+from keras_landmarks.losses import normalizer
+from keras_landmarks.losses.perceptual_loss import PerceptualLoss
 from keras_landmarks.networks import GaussianMaps, build_detector, build_encoder, build_renderer
 
 
@@ -41,17 +44,17 @@ class LandmarkModel(keras.Model):
 
     Attributes:
       detector: the deployable ``keras.Model`` image -> ``{"keypoints", "score_maps"}``.
-      alpha: ``[L]`` float32 non-trainable EMA normalisers, one per ``loss_layers``.
+      perceptual_loss: the loss layer (``PerceptualLoss``); ``alpha`` and ``loss_layers``
+        are its ``alpha`` (``[L]`` float32 non-trainable EMA normalisers) and ``terms``.
     """
 
-    def __init__(self, config: LandmarkConfig | dict | None = None, _pretrained: bool = True,
+    def __init__(self, config: LandmarkConfig | dict | None = None, _from_file: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = LandmarkConfig.from_dict(config)
         self.config = config or LandmarkConfig()
         cfg = self.config
-        self.loss_layers = perceptual.loss_layers(cfg)
         self.appearance_encoder = build_encoder(cfg, name="appearance_encoder")
         self.detector = build_detector(cfg)
         self.renderer = build_renderer(cfg)
@@ -61,20 +64,19 @@ class LandmarkModel(keras.Model):
             cfg.heatmap_size, cfg.heatmap_size, cfg.gaussian_sigma, cfg.gaussian_mode,
             dtype="float32", name="gaussian_maps",
         )
-        self.feature_extractor = perceptual.build_feature_extractor(
-            cfg, weights="from_config" if _pretrained else None
-        )
-        self.alpha = self.add_weight(
-            shape=(len(self.loss_layers),),
-            initializer=keras.initializers.Constant(normalizer.initial_alpha(cfg.perceptual, cfg.alpha_init)),
-            trainable=False,
-            dtype="float32",
-            aggregation="only_first_replica",
-            name="alpha",
-        )
-        self._alpha_decay = normalizer.decay(cfg.perceptual, cfg.alpha_decay)
+        self.perceptual_loss = PerceptualLoss.for_config(cfg, name="perceptual_loss", _from_file=_from_file)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.term_trackers = [keras.metrics.Mean(name=f"loss_{n}") for n in self.loss_layers]
+
+    @property
+    def alpha(self):
+        """``[L]`` float32 non-trainable EMA normalisers (``perceptual_loss.alpha``)."""
+        return self.perceptual_loss.alpha
+
+    @property
+    def loss_layers(self) -> tuple[str, ...]:
+        """Names of the ``L`` loss terms (``perceptual_loss.terms``)."""
+        return self.perceptual_loss.terms
 
     @property
     def metrics(self):
@@ -110,37 +112,52 @@ class LandmarkModel(keras.Model):
         return self.generate(source_images, self.detector(driving_images, training=False)["keypoints"])
 
     # -- training ---------------------------------------------------------------------
-    # On every backend Keras' own train step calls ``compute_loss``, which updates alpha
-    # (a non-trainable variable, like BatchNorm's moving statistics: JAX's stateless step
-    # carries its new value) and the trackers. TensorFlow keeps its own ``train_step`` for
-    # ``tf.distribute``: gradients clipped after the cross-replica sum. On JAX and PyTorch
-    # the optimizer clips (``training.make_optimizer``); a JAX ``DataParallel`` step sees
-    # the global batch and the global gradient, so the semantics are the same.
+    # On every backend Keras' own train step calls ``compute_loss``, which runs the loss layer
+    # (it updates alpha, a non-trainable variable like BatchNorm's moving statistics: JAX's
+    # stateless step carries its new value) and the trackers. TensorFlow keeps its own
+    # ``train_step`` for ``tf.distribute``: gradients clipped after the cross-replica sum. On
+    # JAX and PyTorch the optimizer clips at ``config.clipnorm`` (``compile`` sees to it); a
+    # JAX ``DataParallel`` step sees the global batch and the global gradient, so the
+    # semantics are the same.
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """``keras.Model.compile``; the model owns the gradient clipping on every backend.
+
+        Each variable's gradient is clipped to norm ``config.clipnorm`` (0: no clipping): on
+        TensorFlow by ``train_step`` after the cross-replica sum, on JAX and PyTorch by the
+        optimizer, whose ``clipnorm`` is set here (a plain ``keras.optimizers.Adam()`` clips as
+        the config says). Raises ``ValueError`` for an optimizer that clips otherwise
+        (``clipvalue``, ``global_clipnorm`` or another ``clipnorm``): set ``config.clipnorm``.
+        """
+        optimizer = keras.optimizers.get(optimizer)
+        _own_clipping(optimizer, self.config.clipnorm)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for a model with its own compile(); ours takes Keras' arguments.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def make_train_function(self, force=False):
+        self.perceptual_loss.load_feature_weights()  # a loaded model reads them when first needed
+        return super().make_train_function(force)
+
+    def make_test_function(self, force=False):
+        self.perceptual_loss.load_feature_weights()
+        return super().make_test_function(force)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The batch's EMA-normalised loss (a scalar, this replica's share of the global
-        mean); in training, ``alpha`` is updated first and then divides the errors."""
-        loss, batch_errors, alpha = self._loss(_unpack(x), y_pred["reconstruction"], training)
-        if training:
-            self.alpha.assign(alpha)
-        self._update_trackers(batch_errors, alpha)
-        return loss
-
-    def _loss(self, data: dict, reconstruction, training: bool):
-        """``(loss, [L] global-batch mean errors, [L] alpha used)`` of one batch."""
-        target_features = perceptual.features(self.feature_extractor, data["future_image"])  # no gradient needed
-        predicted_features = perceptual.features(self.feature_extractor, reconstruction)
-        errors = perceptual.per_example_errors(
-            target_features, predicted_features, _mask_of(data), self.loss_layers)
-        global_batch, batch_errors = _global_means(errors)
-        alpha = (normalizer.updated_alpha(self.alpha, batch_errors, self._alpha_decay) if training
-                 else ops.convert_to_tensor(self.alpha))
-        per_example = normalizer.normalized_loss(errors, alpha, self.config.loss_scale)
-        # This replica's share of the global-batch mean: replicas' gradients are summed.
-        loss = ops.sum(per_example) / global_batch
+        """The batch's EMA-normalised loss plus the weight decay (a scalar, this replica's
+        share of the global mean); in training, ``alpha`` is updated first and then divides
+        the errors."""
+        data = _unpack(x)
+        out = self.perceptual_loss(data["future_image"], y_pred["reconstruction"], _mask_of(data),
+                                   training=training)
+        self._update_trackers(out["errors"], out["alpha"])
         if self.losses:  # weight decay: every replica adds it, so each adds 1/N of it.
-            loss = loss + ops.sum(ops.stack(self.losses)) / _num_replicas()
-        return loss, batch_errors, alpha
+            return out["loss"] + ops.sum(ops.stack(self.losses)) / _num_replicas()
+        return out["loss"]
 
     if keras.config.backend() == "tensorflow":
         def train_step(self, data):
@@ -149,12 +166,11 @@ class LandmarkModel(keras.Model):
             data = _unpack(data)
             with tf.GradientTape() as tape:
                 out = self(data, training=True)
-                loss, batch_errors, alpha = self._loss(data, out["reconstruction"], training=True)
+                loss = self.compute_loss(x=data, y_pred=out, training=True)
                 scaled = self.optimizer.scale_loss(loss)
-            self.alpha.assign(alpha)
             grads = self._clip_global_gradients(tape.gradient(scaled, self.trainable_weights))
             self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-            return self._update_trackers(batch_errors, alpha)
+            return {m.name: m.result() for m in self.metrics}
 
         def _clip_global_gradients(self, grads):
             """Clip each variable's *global* gradient to norm ``config.clipnorm``.
@@ -181,7 +197,6 @@ class LandmarkModel(keras.Model):
         self.loss_tracker.update_state(ops.sum(terms))
         for i, tracker in enumerate(self.term_trackers):
             tracker.update_state(terms[i])
-        return {m.name: m.result() for m in self.metrics}
 
     # -- serialization ----------------------------------------------------------------
 
@@ -190,8 +205,17 @@ class LandmarkModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        # Weights (VGG included) come from the saved file: don't look for pretrained ones.
-        return cls(config=config.pop("config"), _pretrained=False, **config)
+        # The frozen VGG is not in the file: rebuilt from the config (PerceptualLoss docstring).
+        return cls(config=config.pop("config"), _from_file=True, **config)
+
+    def load_own_variables(self, store):
+        """Files written before issue 28 hold ``alpha`` as the model's own (only) variable:
+        it goes into ``perceptual_loss``, whose own entry in those files is empty."""
+        if len(store.keys()) == 1 and not self._trainable_variables + self._non_trainable_variables:
+            self.perceptual_loss.alpha.assign(store["0"])
+            self.perceptual_loss._alpha_from_model_entry = True
+            return
+        super().load_own_variables(store)
 
 
 def _unpack(data) -> dict:
@@ -208,18 +232,22 @@ def _mask_of(data: dict):
     return ops.ones_like(image[..., :1], dtype="float32")
 
 
-def _global_means(errors: list):
-    """Global batch size and ``[L]`` mean errors over the *global* batch (all replicas of a
-    ``tf.distribute`` strategy; a JAX ``DataParallel`` batch is global already)."""
-    local = ops.stack([ops.sum(e) for e in errors])
-    count = ops.cast(ops.shape(errors[0])[0], "float32")
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf  # noqa: PLC0415
-
-        ctx = tf.distribute.get_replica_context()
-        if ctx is not None and ctx.num_replicas_in_sync > 1:
-            local, count = ctx.all_reduce("sum", [local, count])
-    return count, local / count
+def _own_clipping(optimizer, clipnorm: float) -> None:
+    """Make ``optimizer`` (or the one a ``LossScaleOptimizer`` wraps) clip each variable's
+    gradient at ``clipnorm`` on JAX and PyTorch; on TensorFlow ``train_step`` clips. An
+    optimizer that already clips at ``clipnorm`` is kept (on TensorFlow clipping again at the
+    same bound changes nothing); any other clipping is refused."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    clip = clipnorm or None
+    own = {"clipnorm": inner.clipnorm, "global_clipnorm": inner.global_clipnorm, "clipvalue": inner.clipvalue}
+    others = {k: v for k, v in own.items() if v and not (k == "clipnorm" and v == clip)}
+    if others:
+        raise ValueError(
+            f"LandmarkModel clips each variable's gradient at config.clipnorm={clipnorm} itself, on every "
+            f"backend; compile it with an optimizer without {', '.join(f'{k}={v}' for k, v in others.items())} "
+            "(set LandmarkConfig(clipnorm=...) instead).")
+    if keras.config.backend() != "tensorflow":
+        inner.clipnorm = clip
 
 
 def _num_replicas() -> int:

@@ -3,8 +3,9 @@
 One subprocess per backend (``KERAS_BACKEND`` is read once per process) runs, with
 TensorFlow hidden (``conftest.py``): ``test_model.py``'s backend-neutral tests (alpha's closed
 form, zero gradient under the mask, the loss falling on a fixed batch, the ``.keras`` round
-trip) and ``backend_checks.py`` (a resumed ``training.train`` run on the NumPy data path; JAX
-``DataParallel`` over two host CPUs equal to one device). Here, under TensorFlow, the
+trip, the loss's gradients) and ``backend_checks.py`` (a resumed ``training.train`` run on the
+NumPy data path; JAX ``DataParallel`` over two host CPUs equal to one device; one step with a
+plain optimizer equal to TensorFlow's, written here first: the model clips on every backend). Here, under TensorFlow, the
 ``.keras`` file that run saved must load, give the keypoints it gave there, and export to
 SavedModel, TFLite and ONNX with the exporter's parity checks passing.
 """
@@ -26,6 +27,16 @@ BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(importlib.util.find_spec(m)
             for b, m in (("jax", "jax"), ("torch", "torch"))]
 
 
+def _tensorflow_step(out) -> None:
+    """TensorFlow's one plain-SGD step (``backend_checks.sgd_step``) for the backend to match."""
+    from backend_checks import sgd_step, step_batch
+
+    batch = step_batch()
+    before, after, trainable, bias = sgd_step(batch)
+    np.savez(os.path.join(out, "tf_step.npz"), count=len(before), trainable=trainable, bias=bias, **batch,
+             **{f"start_{i}": w for i, w in enumerate(before)}, **{f"after_{i}": w for i, w in enumerate(after)})
+
+
 def _run_on(backend: str, out: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, KERAS_BACKEND=backend, KERAS_LANDMARKS_TEST_WITHOUT_TF="1",
                KERAS_LANDMARKS_TEST_OUT=out, XLA_FLAGS="--xla_force_host_platform_device_count=2",
@@ -39,10 +50,12 @@ def _run_on(backend: str, out: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_trains_on_the_backend_and_its_file_exports_under_tensorflow(backend, tmp_path):
     assert keras.config.backend() == "tensorflow"
+    _tensorflow_step(str(tmp_path))
     result = _run_on(backend, str(tmp_path))
     report = result.stdout[-4000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert " failed" not in result.stdout and " passed" in result.stdout, report
+    assert "skipped" not in result.stdout or backend == "torch", report  # TensorFlow's step was there
     if backend == "torch":  # the JAX-only check is skipped there, the rest ran
         assert "1 skipped" in result.stdout, report
 

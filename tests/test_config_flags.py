@@ -20,7 +20,7 @@ import sys
 import pytest
 from absl import flags
 
-from keras_landmarks import data
+from keras_landmarks import config, data
 from keras_landmarks.cli import _config_flags
 from keras_landmarks.cli._flags import define_enum_with_aliases
 from keras_landmarks.config import PRESETS, LandmarkConfig, WarpParams, override_fields, preset
@@ -177,8 +177,8 @@ def test_data_flags_reach_the_source_and_are_checked_against_it():
 
 
 def test_the_old_folder_name_is_the_folder_source_with_one_deprecation_line(caplog, monkeypatch):
-    monkeypatch.setattr(data, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="keras_landmarks.data"):
+    monkeypatch.setattr(config, "_warned", set())  # the names' home (data re-exports source_name)
+    with caplog.at_level(logging.WARNING, logger="keras_landmarks.config"):
         assert [data.source_name(n) for n in ("image_folder", "image_folder", "folder")] == ["folder"] * 3
     assert [r.getMessage() for r in caplog.records] == [
         "source name 'image_folder' is deprecated: use 'folder' (the same folder source in every program)"]

@@ -311,7 +311,7 @@ def test_batch_op_equals_per_file_decode_and_skips_bad_files_once(tmp_path, capl
 
 def test_batch_decode_stops_at_interpreter_exit(tmp_path):
     """Checked before every file, not once per call: a long batch ends soon after exit begins."""
-    from keras_landmarks import exit_guard
+    from keras_landmarks._internal import exit_guard
 
     class ExitAfterFirstFile(decode.DecodeStats):
         def record(self, path, error=None):
@@ -332,7 +332,7 @@ def test_exit_waits_for_a_decode_in_flight():
     """The exit hook returns only after a call inside ``running()`` has ended."""
     import threading
 
-    from keras_landmarks import exit_guard
+    from keras_landmarks._internal import exit_guard
 
     started, release, finished = threading.Event(), threading.Event(), []
 

@@ -101,8 +101,7 @@ def _pairs(n=4):
 
 def _with(model, **parts):
     """The model's parts with some replaced (a built Keras model takes no new layers)."""
-    names = ("appearance_encoder", "gaussian_maps", "renderer", "feature_extractor", "loss_layers", "alpha",
-             "config", "detector")
+    names = ("appearance_encoder", "gaussian_maps", "renderer", "perceptual_loss", "config", "detector")
     ns = types.SimpleNamespace(**{n: parts.get(n, getattr(model, n)) for n in names})
     ns.generate = lambda images, keypoints: LandmarkModel.generate(ns, images, keypoints)
     return ns

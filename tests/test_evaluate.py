@@ -101,8 +101,9 @@ def test_evaluate_folder_names_and_eyes_follow_points(logdir, tmp_path):
               .astype("float32") for split, ids in (("train", range(12)), ("test", range(12, 18)))}
     model = keras.models.load_model(str(logdir / "model.keras"))
     per_point, error = protocol_errors(model.detector, (images["train"], train), (images["test"], test))
-    assert report["error_percent"] == pytest.approx(error, rel=1e-4)
-    np.testing.assert_allclose(list(report["per_point_error_percent"].values()), per_point, rtol=1e-4)
+    # 12 training images for 8 unknowns: the fit magnifies float32 noise in the points to ~1e-4.
+    assert report["error_percent"] == pytest.approx(error, rel=1e-3)
+    np.testing.assert_allclose(list(report["per_point_error_percent"].values()), per_point, rtol=1e-3)
 
     from keras_landmarks import evaluation  # without --points: the header's names and order
 

@@ -83,8 +83,18 @@ def test_detector_and_renderer_shapes(size, channels):
     out = det(img)
     assert tuple(out["keypoints"].shape) == (2, 7, 2)
     assert tuple(out["score_maps"].shape) == (2, 16, 16, 7)
+    # The points are the soft-argmax of the score maps beside them (numpy, float64): per axis,
+    # the mean over the other axis, a softmax, the expectation over linspace(-1, 1).
     kp = keras.ops.convert_to_numpy(out["keypoints"])
-    assert np.all(np.abs(kp) <= 1.0)
+    scores = keras.ops.convert_to_numpy(out["score_maps"]).astype(np.float64)
+    grid = np.linspace(-1.0, 1.0, 16)
+    want = []
+    for axis in (1, 2):  # mean over y gives the x profile, over x the y profile
+        profile = scores.mean(axis=axis)  # [B, 16, K]
+        p = np.exp(profile - profile.max(axis=1, keepdims=True))
+        want.append(np.einsum("bik,i->bk", p / p.sum(axis=1, keepdims=True), grid))
+    np.testing.assert_allclose(kp, np.stack(want, axis=-1), atol=1e-5)
+    assert kp.std() > 1e-4  # the check is not made on all-equal points
     ren = build_renderer(cfg)
     image = ren([np.zeros((2, 16, 16, channels), "float32"), np.zeros((2, 16, 16, 7), "float32")])
     assert tuple(image.shape) == (2, size, size, 3)

@@ -12,7 +12,7 @@ import pytest
 
 from keras_landmarks.export import runners, serving as D
 from keras_landmarks.data.images import fit_to_square
-from keras_landmarks.export.predict import list_inputs, predict
+from keras_landmarks.apps.predict import list_inputs, predict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -122,7 +122,7 @@ def _annotated_folder(root, size=32, n_train=48, n_test=16):
 
 
 def test_build_packs_a_model_whose_card_matches_its_files(tmp_path):
-    from keras_landmarks.pretrained import build
+    from keras_landmarks.apps.build_pretrained import build
 
     _annotated_folder(tmp_path / "set")
     cfg = LandmarkConfig(image_size=32, width=4, num_landmarks=4, heatmap_size=8, perceptual="l2")
@@ -130,7 +130,7 @@ def test_build_packs_a_model_whose_card_matches_its_files(tmp_path):
     x = np.zeros((1, 32, 32, 3), np.float32)
     model({"image": x, "future_image": x})
     model.save(tmp_path / "m.keras")
-    card = build.build(str(tmp_path / "m.keras"), "tiny", [str(tmp_path / "set")], training={"steps": 0},
+    card = build(str(tmp_path / "m.keras"), "tiny", [str(tmp_path / "set")], training={"steps": 0},
                        out_root=str(tmp_path / "out"), calibration_images=16)
     folder = tmp_path / "out" / "tiny"
     assert json.loads((folder / "card.json").read_text())["files_bytes"] == card["files_bytes"]

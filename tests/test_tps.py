@@ -237,7 +237,9 @@ def test_cv2_sampler_matches_tf_sampler_and_numpy_reference(channels, dtype):
     got = warps.warp_pairs(images, seed, BIG, BIG, sampler="cv2")
     for key in ref:
         assert got[key].shape == ref[key].shape and got[key].dtype == tf.float32
-        np.testing.assert_allclose(got[key].numpy(), ref[key].numpy(), atol=1e-3)  # of 255; measured 5e-5
+        # of 255; measured 1.1e-3: the cv2 path draws in NumPy (pairs.philox), within 4
+        # float32 ulps of TF's normals; a 1/32 px position rounding would show as ~5
+        np.testing.assert_allclose(got[key].numpy(), ref[key].numpy(), atol=3e-3)
     # Independently of the TF sampler: a float64 bilinear sample at random_warp_grids' positions.
     grid = warps.random_warp_grids(warps.split_seed(seed)[0], 3, 40, 48, BIG).numpy().astype(np.float64)
     pix = (grid + 1) / 2 * [47, 39]
@@ -254,7 +256,7 @@ def test_cv2_frame_pairs_match_tf(coarse_grid):
     ref = warps.warp_frame_pairs(frames[0], frames[1], [5, 7], BIG, BIG, coarse_grid=coarse_grid)
     got = warps.warp_frame_pairs(frames[0], frames[1], [5, 7], BIG, BIG, sampler="cv2", coarse_grid=coarse_grid)
     for key in ref:  # coarse: TF and OpenCV upsample in another float order (~1e-5 px)
-        np.testing.assert_allclose(got[key].numpy(), ref[key].numpy(), atol=1e-3 if coarse_grid is None else 2e-2)
+        np.testing.assert_allclose(got[key].numpy(), ref[key].numpy(), atol=3e-3 if coarse_grid is None else 2e-2)
     assert np.abs(got["image"].numpy() - got["future_image"].numpy()).mean() > 10  # different frames
 
 

@@ -441,7 +441,7 @@ def test_cli_help_lists_every_flag_and_the_library_s_choices():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     for flag in ("max_minutes", "save_every", "summary_every", "image_every", "verbose", "tf_logs",
-                 "dataset", "perceptual", "strategy", "jit_compile"):
+                 "dataset", "config.perceptual", "strategy", "jit_compile"):
         assert re.search(rf"^  --(\[no\])?{flag}:", out, re.M), flag
     assert f"<{'|'.join(data.TRAINING_SOURCES)}>" in out
     assert f"<{'|'.join(training.STRATEGIES)}>" in out

@@ -1,4 +1,4 @@
-"""The bad-input zoo (keras_landmarks.data.zoo): good images with odd names among 16 kinds of
+"""The bad-input zoo (tests/zoo.py): good images with odd names among 16 kinds of
 broken or hostile files. Loading uses every good image, skips and counts every bad one with
 its reason, and training on the folder finishes (exit 0, in bounded time) with the count in
 its summary."""
@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from keras_landmarks.data import folders, zoo
+import zoo
+
+from keras_landmarks.data import folders
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

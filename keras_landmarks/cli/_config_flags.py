@@ -18,7 +18,7 @@ import typing
 
 from absl import flags
 
-from keras_landmarks._docs import doc_entries
+from keras_landmarks._internal.docstrings import doc_entries
 from keras_landmarks.cli._flags import define_enum_with_aliases
 from keras_landmarks.config import (PRESETS, LandmarkConfig, format_value, leaf_value, override_fields,
                                     parse_value, preset, with_overrides)

@@ -15,7 +15,7 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from keras_landmarks._quiet import TF_LOGS_ENV, native_stderr_muted, tf_logs_wanted
+from keras_landmarks._internal.quiet import TF_LOGS_ENV, native_stderr_muted, tf_logs_wanted
 
 # The training sources' names: keras_landmarks.data imports no TensorFlow.
 from keras_landmarks.data import DEPRECATED_SOURCES, source_name
@@ -139,7 +139,7 @@ def run_reporting_errors(prog: str, train, data_flags: dict[str, str] | None = N
 
 
 def import_tensorflow() -> None:
-    """Import TensorFlow without its C++ start-up lines (``keras_landmarks._quiet``), unless
+    """Import TensorFlow without its C++ start-up lines (``keras_landmarks._internal.quiet``), unless
     ``--tf_logs`` or ``$KERAS_LANDMARKS_TF_LOGS`` asks for them."""
     if flags.FLAGS.is_parsed() and flags.FLAGS.tf_logs:
         os.environ[TF_LOGS_ENV] = "1"  # the library's later native calls show theirs too

@@ -3,7 +3,7 @@ r"""Pack a trained model into the package as a shipped detector (maintainers).
     python trainers/build_pretrained.py --model=<logdir of bench/learning_curve.py> --name=faces \
         --labelled=../shared/data/ytfaces,../shared/data/helen --command="<the training command>"
 
-Writes ``keras_landmarks/pretrained/<name>/`` (``pretrained.build``): the model, TFLite
+Writes ``keras_landmarks/pretrained/<name>/`` (``apps.build_pretrained``): the model, TFLite
 float32 and int8, and ``card.json`` with the point map fitted on the labelled sets' train
 splits, each set's test error, the training record (``--command``; steps and training
 seconds from ``<logdir>/curve.json`` when present; this machine's CPU) and the outputs the
@@ -55,9 +55,9 @@ def main(argv) -> None:
         with open(curve) as f:
             training.update(json.load(f))
     import_tensorflow()
-    from keras_landmarks.pretrained import build  # noqa: PLC0415 (TensorFlow)
+    from keras_landmarks.apps.build_pretrained import build  # noqa: PLC0415 (TensorFlow)
 
-    card = build.build(model_file, FLAGS.name, FLAGS.labelled, training=training)
+    card = build(model_file, FLAGS.name, FLAGS.labelled, training=training)
     logger.info("%s: %s; files %s", FLAGS.name, json.dumps(card["evaluation"]), card["files_bytes"])
 
 

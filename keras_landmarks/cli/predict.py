@@ -4,7 +4,7 @@ r"""Detect landmarks with any exported detector and draw them.
         --input=<image | folder | video> --output=<dir>
     landmarks-predict --model=faces photo.jpg        # the shipped face detector, named points
 
-(``python trainers/predict.py`` is the same program; ``keras_landmarks.export.predict``
+(``python trainers/predict.py`` is the same program; ``keras_landmarks.apps.predict``
 describes what is written.) Prints the model's images/s and the end-to-end rate.
 """
 
@@ -16,7 +16,7 @@ from absl import flags
 
 from keras_landmarks import pretrained
 from keras_landmarks.cli._flags import import_tensorflow, run_main
-from keras_landmarks.export.predict import list_inputs, predict
+from keras_landmarks.apps.predict import list_inputs, predict
 
 logger = logging.getLogger("keras_landmarks.predict")
 

@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
+
+from keras_landmarks.config import DEPRECATED_SOURCES, source_name  # noqa: F401 (the names' home: presets take them)
 
 TRAINING_SOURCES = ("celeb_a", "folder", "video", "synthetic")
 ANNOTATED_SOURCES = ("celeb_a", "folder", "synthetic")
-DEPRECATED_SOURCES = {"image_folder": "folder"}  # old name -> its name (issue 29)
 _NEEDS_DATA_DIR = ("folder", "video")
 PIPELINES = ("auto", "tf_data", "numpy")
 NUMPY_SOURCES = ("folder",)
@@ -48,22 +48,6 @@ LOADERS = {
     ("video", "tf_data"): ("video", "video_pairs"),
     ("synthetic", "tf_data"): ("synthetic", "synthetic_pairs"),
 }
-
-_log = logging.getLogger(__name__)
-_warned: set[str] = set()
-
-
-def source_name(name: str, *, warn: bool = True) -> str:
-    """The name of source ``name``: itself, or for a deprecated name (``DEPRECATED_SOURCES``)
-    the new one, with one deprecation line per old name and process (``warn``)."""
-    new = DEPRECATED_SOURCES.get(name)
-    if new is None:
-        return name
-    if warn and name not in _warned:
-        _warned.add(name)
-        _log.warning("source name %r is deprecated: use %r (the same folder source in every program)", name, new)
-    return new
-
 
 def has_tensorflow() -> bool:
     """Whether TensorFlow is installed (without importing it)."""

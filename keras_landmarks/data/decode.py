@@ -30,7 +30,7 @@ import threading
 import cv2
 import numpy as np
 
-from keras_landmarks import exit_guard
+from keras_landmarks._internal import exit_guard
 from keras_landmarks.data.headers import (NotAnImageFile, header_size, jpeg_size, read_image_file,  # noqa: F401
                                           sniff_format)
 from keras_landmarks.data.images import IMAGE_EXTENSIONS, fit_to_square  # noqa: F401 (IMAGE_EXTENSIONS re-exported)

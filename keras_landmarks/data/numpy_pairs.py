@@ -13,7 +13,8 @@ threads in any order: the file order is the concatenation of one permutation per
 (``default_rng([seed, pass])``), batch ``i`` takes stream positions ``i*B ... i*B+B-1``,
 continuing past them in place of files that fail to decode (every batch is full; a file
 just past a bad one may then appear in two consecutive batches), and its
-warps come from ``default_rng([seed, i, 1])``.
+warps are those of the stateless seed ``[seed, i]``, as batch ``i`` of the ``tf.data``
+pipeline (``warps.warp_batches``): the same warps, other images (another shuffle).
 """
 
 from __future__ import annotations
@@ -105,8 +106,7 @@ class FolderPairs(keras.utils.PyDataset):
         return out
 
     def __getitem__(self, index: int) -> dict:
-        rng = np.random.default_rng([self.seed, index, 1])
-        return numpy_warps.warp_pairs(self.images(index), rng, self.target_warp, self.source_warp)
+        return numpy_warps.warp_pairs(self.images(index), (self.seed, index), self.target_warp, self.source_warp)
 
 
 def annotated_batches(data_dir: str, image_size: int, batch_size: int = 64, split: str | None = None,

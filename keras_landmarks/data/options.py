@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import importlib.util
 
-from keras_landmarks._docs import doc_entries
+from keras_landmarks._internal.docstrings import doc_entries
 from keras_landmarks.data import LOADERS
 
 # Loader parameters that are not options: the trainer fills them (--data_dir, the

@@ -27,7 +27,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmarks.config import TARGET_WARP, WarpParams
-from keras_landmarks.losses import normalizer, perceptual
 from keras_landmarks.pairs import tps, warps
 
 # The consistency warp: a crop of the same photo at another scale, position and angle (the
@@ -165,13 +164,9 @@ def reconstruction_loss(model, image, future_image, keypoints, mask=None) -> flo
     """``LandmarkModel``'s normalised loss (its current alpha) when the renderer draws the
     target from ``keypoints`` ``[B, K, 2]`` instead of the detector's own."""
     reconstruction = model.generate(image, keypoints)
-    if mask is None:
-        mask = tf.ones_like(future_image[..., :1])
-    errors = perceptual.per_example_errors(perceptual.features(model.feature_extractor, future_image),
-                                           perceptual.features(model.feature_extractor, reconstruction),
-                                           mask, model.loss_layers)
-    per_example = normalizer.normalized_loss(errors, tf.convert_to_tensor(model.alpha), model.config.loss_scale)
-    return float(keras.ops.convert_to_numpy(keras.ops.mean(per_example)))
+    model.perceptual_loss.load_feature_weights()  # a model loaded from a file reads them when first needed
+    loss = model.perceptual_loss(future_image, reconstruction, mask, training=False)["loss"]
+    return float(keras.ops.convert_to_numpy(loss))
 
 
 def renderer_reliance(model, batch: dict, keypoints=None) -> dict:

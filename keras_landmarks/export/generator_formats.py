@@ -71,7 +71,7 @@ class TFLiteGeneratorRunner(GeneratorRunner):
     def __init__(self, path: str, num_threads: int = 2, **_unused):
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
 
-        from keras_landmarks._quiet import native_stderr_muted  # noqa: PLC0415
+        from keras_landmarks._internal.quiet import native_stderr_muted  # noqa: PLC0415
 
         try:
             with native_stderr_muted():

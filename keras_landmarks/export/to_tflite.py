@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_landmarks._quiet import native_stderr_muted
+from keras_landmarks._internal.quiet import native_stderr_muted
 from keras_landmarks.export.serving import Runner, atomic_path, build_serving_model, image_size_of
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")

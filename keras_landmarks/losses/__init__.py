@@ -1,2 +1,3 @@
-"""The reconstruction loss (PAPER.md "Loss"): perceptual features (``perceptual``), their EMA
-normaliser (``normalizer``) and the official constants (``defaults``, no TensorFlow)."""
+"""The reconstruction loss (PAPER.md "Loss"): the ``PerceptualLoss`` layer (``perceptual_loss``),
+the features and masked errors it computes (``perceptual``), their EMA normaliser
+(``normalizer``) and the official constants (``defaults``, no TensorFlow)."""

@@ -6,9 +6,13 @@ For loss terms ``l`` (VGG taps, or the pixels alone) with per-example errors ``e
     loss[b]  = loss_scale * sum_l e_l[b] / alpha_l            (alpha a constant for the gradient)
 
 so after ``n`` updates with constant batch means ``e``, ``alpha = rho^n alpha_0 + (1 - rho^n) e``
-(a geometric sum; ``tests/test_model.py`` checks it). The pixel losses (``l2``,
-``l2_grad``) are not normalised (``alpha = 1``, ``rho = 1``). Pure ``keras.ops`` math: ``LandmarkModel`` owns the ``alpha``
-variable and calls these.
+(a geometric sum; ``tests/test_model.py`` checks it). An ``alpha_0`` entry of 0 (or less)
+means "not yet seen": the first training batch's error seeds it (``alpha_1 = e_1``, a
+running mean from the start, for any feature network; the official ``alpha_0`` was set for
+the colorization VGG-16), and until then the batch's own error divides (each term counts
+``loss_scale``). The pixel losses (``l2``, ``l2_grad``) are not normalised (``alpha = 1``,
+``rho = 1``). Pure ``keras.ops`` math: ``PerceptualLoss`` owns the ``alpha`` variable and
+calls these.
 """
 
 from __future__ import annotations
@@ -34,8 +38,16 @@ def decay(perceptual: str, alpha_decay: float) -> float:
 
 
 def updated_alpha(alpha, batch_errors, rho: float):
-    """``rho * alpha + (1 - rho) * batch_errors``, both ``[L]`` float32, as a gradient constant."""
-    return ops.stop_gradient(rho * alpha + (1.0 - rho) * batch_errors)
+    """``rho * alpha + (1 - rho) * batch_errors`` (``batch_errors`` where ``alpha <= 0``: not yet
+    seen), both ``[L]`` float32, as a gradient constant."""
+    alpha, batch_errors = ops.stop_gradient(alpha), ops.stop_gradient(batch_errors)
+    return ops.where(alpha > 0, rho * alpha + (1.0 - rho) * batch_errors, batch_errors)
+
+
+def current_alpha(alpha, batch_errors):
+    """``alpha`` outside training (``batch_errors`` where it is not yet seen), a gradient constant."""
+    alpha, batch_errors = ops.stop_gradient(alpha), ops.stop_gradient(batch_errors)
+    return ops.where(alpha > 0, alpha, batch_errors)
 
 
 def normalized_loss(errors: list, alpha, loss_scale: float):
@@ -53,5 +65,5 @@ def loss_terms(batch_errors, alpha, loss_scale: float):
     return loss_scale * batch_errors / alpha
 
 
-__all__ = ["OFFICIAL_ALPHA_DECAY", "OFFICIAL_ALPHA_INIT", "decay", "initial_alpha", "loss_terms",
+__all__ = ["OFFICIAL_ALPHA_DECAY", "OFFICIAL_ALPHA_INIT", "current_alpha", "decay", "initial_alpha", "loss_terms",
            "normalized_loss", "updated_alpha", "uses_ema"]

@@ -47,24 +47,31 @@ def imagenet_weights_path() -> str:
 
 
 def build_feature_extractor(cfg: LandmarkConfig, weights: str | None = "from_config"):
+    """``feature_network(cfg.perceptual, cfg.image_size, cfg.seed, weights)``."""
+    return feature_network(cfg.perceptual, cfg.image_size, cfg.seed, weights)
+
+
+def feature_network(perceptual: str, image_size: int, seed: int = 0, weights: str | None = "from_config"):
     """Frozen VGG-19 extractor, or ``None`` for the pixel losses (``"l2"``, ``"l2_grad"``).
 
-    Input ``[B, S, S, 3]`` float32 RGB in ``[0, 255]``; output a dict
+    Input ``[B, S, S, 3]`` float32 RGB in ``[0, 255]`` (``S = image_size``); output a dict
     ``{"block1_conv2": [B, S, S, 64], ..., "block5_conv2": [B, S/16, S/16, 512]}``.
 
     Args:
-      weights: ``"from_config"`` resolves ``cfg.perceptual``; ``None`` builds random
-        weights (used when reloading a saved model, whose file holds the weights).
+      perceptual: a ``LandmarkConfig.perceptual`` value.
+      seed: seed of the ``"vgg19_random"`` weights.
+      weights: ``"from_config"`` resolves ``perceptual`` (may download the ImageNet file);
+        ``None`` builds seeded random weights (a placeholder until the real ones are read).
     Raises:
       FileNotFoundError: ImageNet weights neither cached nor downloadable, or a
         ``vgg19:<file>`` that does not exist; the message says what to do.
       ValueError: a ``vgg19:<file>`` that is not a VGG-19 (include_top=False) weights file.
     """
-    if cfg.perceptual in PIXEL_LOSSES:
+    if perceptual in PIXEL_LOSSES:
         return None
     if weights == "from_config":
-        weights = _resolve_weights(cfg.perceptual)
-    s = cfg.image_size
+        weights = _resolve_weights(perceptual)
+    s = image_size
     inputs = keras.Input((s, s, 3), name="image")
     x = VGGPreprocess(name="vgg_preprocess")(inputs)
     try:
@@ -72,15 +79,25 @@ def build_feature_extractor(cfg: LandmarkConfig, weights: str | None = "from_con
     except Exception as err:  # Keras raises a bare Exception on a failed download.
         if weights == "imagenet" and not os.path.exists(imagenet_weights_path()):
             raise FileNotFoundError(_imagenet_missing_message()) from err
-        if cfg.perceptual.startswith("vgg19:") and isinstance(err, (ValueError, OSError)):
+        if perceptual.startswith("vgg19:") and isinstance(err, (ValueError, OSError)):
             raise ValueError(_wrong_file_message(weights, err)) from err
         raise
     if weights is None:
-        _seeded_init(vgg, cfg.seed)
+        _seeded_init(vgg, seed)
     outputs = {name: vgg.get_layer(name).output for name in PERCEPTUAL_LAYERS[1:]}
     extractor = keras.Model(inputs, outputs, name="vgg19_features")
     extractor.trainable = False
     return extractor
+
+
+def weights_on_disk(perceptual: str) -> bool:
+    """Whether ``feature_network(perceptual, ...)`` can read its weights without the network:
+    seeded random ones, the ImageNet file in Keras' cache, or an existing ``vgg19:<file>``."""
+    if perceptual in PIXEL_LOSSES or perceptual == "vgg19_random":
+        return True
+    if perceptual == "vgg19_imagenet":
+        return os.path.exists(imagenet_weights_path())
+    return os.path.isfile(perceptual[len("vgg19:"):])
 
 
 def features(extractor, images) -> dict:
@@ -90,6 +107,13 @@ def features(extractor, images) -> dict:
         for name, value in extractor(images, training=False).items():
             out[name] = ops.cast(value, "float32")
     return out
+
+
+def target_features(extractor, images) -> dict:
+    """``features`` of the target ``x'`` as constants of the gradient: the images go in under
+    ``stop_gradient`` (every backend), so no backend records the target's VGG pass for a
+    backward pass, even when the images themselves are watched (BUILD.md, issue 28)."""
+    return features(extractor, ops.stop_gradient(ops.convert_to_tensor(images)))
 
 
 def per_example_errors(target_features: dict, predicted_features: dict, mask, layers) -> list:

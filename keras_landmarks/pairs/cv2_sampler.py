@@ -1,9 +1,9 @@
-"""OpenCV sampling kernel of ``warps.warp_pairs(sampler="cv2")``: numpy in, numpy out.
+"""OpenCV sampling kernel of every CPU pipeline's warps (``numpy_warps``): numpy in, numpy out.
 
-``warps.py`` draws the random warps and ``tps.py`` evaluates the spline in TensorFlow
-(identical for both samplers), then hands this module, through one ``tf.numpy_function`` per batch, the
+``numpy_warps`` draws the random warps and evaluates the spline, then hands this module the
 *pixel* displacement of both warps on an ``m_h x m_w`` grid of normalised positions
-``linspace(-1, 1, m)`` (``m = H`` and ``m = W``: every pixel). Per image it upsamples the
+``linspace(-1, 1, m)`` (``m = H`` and ``m = W``: every pixel); in ``tf.data`` that is one
+``tf.numpy_function`` per batch (``warps.warp_pairs(sampler="cv2")``). Per image it upsamples the
 displacement bilinearly (corner-aligned, ``cv2.remap``), adds the pixel centres and samples
 with ``cv2.remap`` (bilinear, ``BORDER_CONSTANT`` zeros): the TF sampler's math. Every
 OpenCV call releases the GIL, so the parallel ``tf.data`` map calls of a pipeline run on
@@ -26,7 +26,11 @@ us each for adding the pixel centres, splitting the maps (bit copies through a f
 view), uint8 -> float32 + mask and the RGBA -> RGB outputs. Work arrays are per thread and
 reused. Outputs are 64-byte aligned, so a graph's ``tf.numpy_function`` wraps them
 without a copy (it copies misaligned arrays; numpy's large ones are 16-byte aligned), and
-are recycled once TF drops them (``_OutputPool``; fresh ones page-fault, ~0.1 ms a pair).
+are recycled once TF (or a ``PyDataset``'s consumer) drops them (``_OutputPool``). The pool
+earns its place in ``bench/pairs.py`` (2-core AMD EPYC, pinned to core 1, 2026-12-06, CPU ms
+per pair with / without it, medians of 3): ``jpeg_folder`` 0.58 / 0.75, ``numpy_folder``
+0.52 / 0.76, ``warp_only`` 0.32 / 0.44 (without: the bench's ``output_pool`` flag at 0, fresh aligned
+arrays per call).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import threading
 import cv2
 import numpy as np
 
-from keras_landmarks import exit_guard
+from keras_landmarks._internal import exit_guard
 
 _SAMPLE = {"interpolation": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
 
@@ -257,46 +261,4 @@ def warp_pair_batch(images, displacement, mask, future_images=None) -> list[np.n
     return _OUTPUTS.give(outputs)
 
 
-def _as_input(images):
-    """uint8 and float32 pass as they are (no TF cast op); anything else becomes float32."""
-    import tensorflow as tf  # noqa: PLC0415 (the graph side only: numpy_warps needs no TF)
-
-    images = tf.convert_to_tensor(images)
-    return images if images.dtype in (tf.uint8, tf.float32) else tf.cast(images, tf.float32)
-
-
-def warp_pairs_graph(images, future_images, displacement, mask) -> dict:
-    """TF side of ``warps.warp_pairs(sampler="cv2")``: spline nodes from TF, sampling here.
-
-    Args:
-      images, future_images: ``[B, H, W, C]`` tensors (static H, W, C); ``future_images``
-        may be None.
-      displacement: ``[B, m_h, m_w, 4]`` float32 tensor, as in ``warp_pair_batch`` (the
-        target and source warps' ``tps.pixel_displacement`` concatenated).
-      mask: ``[H, W, 1]`` float32 numpy border mask (``warps.border_mask``).
-    Returns:
-      The ``warps.warp_pairs`` dict, float32, static shapes.
-    """
-    import tensorflow as tf  # noqa: PLC0415
-
-    images = _as_input(images)
-    shape = images.shape
-    inputs = [images]
-    if future_images is not None:
-        inputs.append(_as_input(future_images))
-        if not inputs[1].shape.is_compatible_with(shape):
-            raise ValueError(f"future_images {inputs[1].shape} must have the shape of images {shape}")
-
-    def kernel(imgs, disp, *future):
-        return warp_pair_batch(imgs, disp, mask, *future)
-
-    image, future, warped_mask = tf.numpy_function(
-        kernel, [inputs[0], displacement, *inputs[1:]], (tf.float32,) * 3, stateful=False)
-    image.set_shape(shape)
-    future.set_shape(shape)
-    warped_mask.set_shape(shape[:3].concatenate([1]))
-    return {"image": image, "future_image": future, "mask": warped_mask}
-
-
-__all__ = ["pixel_centres", "upsample_map", "remap", "aligned_empty", "sampling_maps", "warp_pair_batch",
-           "warp_pairs_graph"]
+__all__ = ["pixel_centres", "upsample_map", "remap", "aligned_empty", "sampling_maps", "warp_pair_batch"]

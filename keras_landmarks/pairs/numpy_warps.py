@@ -1,11 +1,11 @@
 """Training pairs in NumPy and OpenCV, without TensorFlow: the warps of the PyDataset sources.
 
-The same spline (``tps_basis``), the same parameter distributions (``warps.random_tps_params``:
-kernel weights ``a N + b N [coin]``, rotation, scale, translation) and the same OpenCV
-sampling kernel (``cv2_sampler.warp_pair_batch``) as the TensorFlow pipelines; only the
-random numbers differ (NumPy's PCG64 from ``[seed, batch index]`` instead of TF's
-stateless Philox), so a given seed gives other warps than under ``tf.data``, equally
-reproducible. Used by ``data.pydataset`` for the JAX and PyTorch backends.
+The same spline (``tps_basis``), the same parameters (``warps.random_tps_params``: kernel
+weights ``a N + b N [coin]``, rotation, scale, translation, from TF's stateless Philox
+stream of the seed, reproduced by ``philox``) and the same OpenCV sampling kernel
+(``cv2_sampler.warp_pair_batch``) as the TensorFlow pipelines: a stateless seed gives the
+same warps as ``warps.warp_pairs`` (to a few float32 ulps of the normals). Used by
+``data.numpy_pairs`` for the JAX and PyTorch backends.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import functools
 import numpy as np
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+from keras_landmarks.pairs import philox
 from keras_landmarks.pairs.tps_basis import IDENTITY_AFFINE, grid_shape, pixel_basis
 
 # As PIPELINE_COARSE_GRID of warps.py (<= 0.09 px from the exact spline at 128 px).
@@ -44,17 +45,26 @@ def border_mask(height: int, width: int) -> np.ndarray:
     return mask
 
 
-def random_tps_params(rng: np.random.Generator, batch: int, params: WarpParams, n: int = 10):
-    """``(weights [batch, n*n, 2], affine [batch, 3, 2])`` float32 random TPS parameters
-    drawn from ``rng`` with ``warps.random_tps_params``' distribution."""
-    draws = rng.standard_normal((batch, 3, n * n, 2))
-    weights = params.a * draws[:, 0] + params.b * np.where(draws[:, 2] > 0.0, draws[:, 1], 0.0)
-    aff = rng.standard_normal((batch, 4))
-    angle = aff[:, 0] * np.deg2rad(params.rotation_deg)
-    scale = 1.0 + params.scale * aff[:, 1]
+def random_tps_params(seed, batch: int, params: WarpParams, n: int = 10):
+    """``warps.random_tps_params`` in NumPy: ``(weights [batch, n*n, 2], affine [batch, 3, 2])``
+    float32 of stateless ``seed`` ``[2]`` (int), the same draws in the same float32 order.
+    The coin needs only the sign of its normal (``z > 0`` iff the bits' top bit is set), and
+    a ``b`` draw only where its coin is up."""
+    m2, f32 = n * n * 2, np.float32
+    bits = philox.int32_bits(seed, (batch, 3 * m2 + 4))
+    coin = bits[:, 2 * m2 : 3 * m2] < 0
+    z = philox.normal_from_bits(np.concatenate([bits[:, :m2].ravel(), bits[:, 3 * m2 :].ravel(),
+                                                bits[:, m2 : 2 * m2][coin]]))  # one call: fewer passes
+    kept = np.zeros((batch, m2), np.float32)
+    kept[coin] = z[batch * (m2 + 4) :]
+    shape = (batch, n * n, 2)
+    weights = f32(params.a) * z[: batch * m2].reshape(shape) + f32(params.b) * kept.reshape(shape)
+    aff = z[batch * m2 : batch * (m2 + 4)].reshape(batch, 4)
+    angle = aff[:, 0] * f32(params.rotation_deg * np.pi / 180.0)
+    scale = f32(1.0) + f32(params.scale) * aff[:, 1]
     cos, sin = scale * np.cos(angle), scale * np.sin(angle)
-    affine = np.stack([params.translation * aff[:, 2:4], np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)
-    return weights.astype(np.float32), affine.astype(np.float32)
+    rows = [f32(params.translation) * aff[:, 2:4], np.stack([cos, -sin], -1), np.stack([sin, cos], -1)]
+    return weights, np.stack(rows, 1)
 
 
 def pixel_displacement(weights, affine, height: int, width: int, coarse_grid: int | None = None) -> np.ndarray:
@@ -69,24 +79,37 @@ def pixel_displacement(weights, affine, height: int, width: int, coarse_grid: in
     return out.reshape(-1, m_h, m_w, 2).astype(np.float32)
 
 
-def warp_pairs(images: np.ndarray, rng: np.random.Generator, target_warp: WarpParams = TARGET_WARP,
-               source_warp: WarpParams = SOURCE_WARP, future_images: np.ndarray | None = None,
-               coarse_grid: int | None = COARSE_GRID) -> dict:
-    """A training pair per image, as ``warps.warp_pairs`` (or ``warp_frame_pairs`` with
-    ``future_images``), in NumPy.
-
-    Args:
-      images: ``[B, H, W, C]`` uint8 or float32 RGB.
-    Returns:
-      ``{"image", "future_image": [B, H, W, C], "mask": [B, H, W, 1]}`` float32 (fresh arrays).
-    """
+def pair_arrays(images: np.ndarray, seed, target_warp: WarpParams = TARGET_WARP,
+                source_warp: WarpParams = SOURCE_WARP, future_images: np.ndarray | None = None,
+                coarse_grid: int | None = COARSE_GRID) -> list[np.ndarray]:
+    """``[image, future_image, mask]`` of ``warp_pairs``: ``cv2_sampler.warp_pair_batch``'s
+    recycled arrays, reused only once nothing else holds them (``warps``' graph side hands
+    them to TensorFlow without a copy)."""
     from keras_landmarks.pairs import cv2_sampler  # noqa: PLC0415 (OpenCV when used)
 
     batch, height, width = images.shape[:3]
-    disp = [pixel_displacement(*random_tps_params(rng, batch, p), height, width, coarse_grid)
-            for p in (target_warp, source_warp)]
-    out = cv2_sampler.warp_pair_batch(images, np.concatenate(disp, -1), border_mask(height, width), future_images)
-    return {k: np.array(v) for k, v in zip(("image", "future_image", "mask"), out)}
+    disp = [pixel_displacement(*random_tps_params(s, batch, p), height, width, coarse_grid)
+            for s, p in zip(philox.split_seed(seed), (target_warp, source_warp))]
+    return cv2_sampler.warp_pair_batch(images, np.concatenate(disp, -1), border_mask(height, width), future_images)
 
 
-__all__ = ["COARSE_GRID", "border_mask", "pixel_displacement", "random_tps_params", "warp_pairs"]
+def warp_pairs(images: np.ndarray, seed, target_warp: WarpParams = TARGET_WARP,
+               source_warp: WarpParams = SOURCE_WARP, future_images: np.ndarray | None = None,
+               coarse_grid: int | None = COARSE_GRID) -> dict:
+    """A training pair per image, as ``warps.warp_pairs`` (or ``warp_frame_pairs`` with
+    ``future_images``): the warp stage of every CPU pipeline, ``tf.data`` (``sampler="cv2"``)
+    and ``PyDataset`` alike, so a seed gives the same pairs in both.
+
+    Args:
+      images: ``[B, H, W, C]`` uint8 or float32 RGB.
+      seed: stateless seed ``[2]`` (int); ``philox.split_seed(seed)`` gives the target warp's
+        seed ``[0]`` and the source warp's ``[1]``, as in ``warps.warp_pairs``.
+    Returns:
+      ``{"image", "future_image": [B, H, W, C], "mask": [B, H, W, 1]}`` float32, recycled
+      once released (``pair_arrays``): copy what you keep while making more.
+    """
+    return dict(zip(("image", "future_image", "mask"), pair_arrays(
+        images, seed, target_warp, source_warp, future_images, coarse_grid)))
+
+
+__all__ = ["COARSE_GRID", "border_mask", "pair_arrays", "pixel_displacement", "random_tps_params", "warp_pairs"]

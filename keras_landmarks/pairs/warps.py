@@ -11,19 +11,20 @@ the target warp's ``a=0.001, b=0.005`` the non-linear part moves a pixel by a st
 (centre) to 0.19 (corners) normalised units, 4.8 px on average at 128 px
 (``tps.displacement_std``); displacements of 0.001 would be invisible.
 
-Randomness is stateless (``seed`` ``[2]`` int): the same
-seed gives the same warp eagerly, in ``tf.data``, under ``jit_compile=True`` and with
-either sampler.
+Randomness is stateless (``seed`` ``[2]`` int): the same seed gives the same warp eagerly,
+in ``tf.data``, under ``jit_compile=True``, with either sampler and in the NumPy pipeline.
 
 Samplers and grids (``warp_pairs(sampler=, coarse_grid=)``; numbers from ``bench/tps.py``,
 ``bench/pairs.py`` and ``tests/test_tps.py``, 128 px, batch 50, 2-core CPU):
 
 * ``sampler="tf"`` (default, the reference): pure TF, runs in any graph, XLA, GPU. On
   CPU its ``tf.gather`` sampling costs 3-6x the CPU time per pair of ``"cv2"``.
-* ``sampler="cv2"``: the same spline nodes from TF, sampled by OpenCV ``cv2.remap`` in one
-  ``tf.numpy_function`` per batch (``cv2_sampler.py``); parallel ``tf.data`` map calls run on
-  all cores. ~5e-5 grey levels (of 255) from ``"tf"`` with exact grids, ~2e-3 with coarse
-  ones (the two upsample in another float order). CPU ``tf.data`` pipelines only.
+* ``sampler="cv2"``: ``numpy_warps.pair_arrays`` in one ``tf.numpy_function`` per batch, the
+  warp stage the NumPy pipeline runs too: TF's Philox draws reproduced in NumPy
+  (``philox``: the same bits, normals within 4 float32 ulps), the spline on the nodes in
+  NumPy, OpenCV ``cv2.remap`` sampling (``cv2_sampler.py``); parallel ``tf.data`` map calls
+  run on all cores. ~1e-3 grey levels (of 255) from ``"tf"`` on noise with exact grids,
+  ~2e-2 with coarse ones (the two upsample in another float order). CPU pipelines only.
 * ``coarse_grid=None`` (default): the spline at every pixel. ``coarse_grid=m``: at
   ``m x m`` nodes (``linspace(-1, 1, m)``), upsampled bilinearly (corner-aligned). The
   spline is smooth: over 200 source warps (~5 px displacements) ``m = 33`` is off by at
@@ -39,14 +40,15 @@ import math
 import tensorflow as tf
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
+from keras_landmarks.pairs import numpy_warps
 from keras_landmarks.pairs.numpy_warps import border_mask
-from keras_landmarks.pairs.tps import _float, _static_hw, pixel_displacement, tps_warp_grid, warp_images
+from keras_landmarks.pairs.tps import _float, _static_hw, tps_warp_grid, warp_images
 
 SAMPLERS = ("tf", "cv2")
 # What the CPU tf.data pipelines (data/folders, celeb_a, synthetic, video) pass to
 # warp_pairs (module docstring, "Samplers and grids").
 PIPELINE_SAMPLER = "cv2"
-PIPELINE_COARSE_GRID = 33
+PIPELINE_COARSE_GRID = numpy_warps.COARSE_GRID
 
 def split_seed(seed, num: int = 2):
     """``[num, 2]`` int32 independent stateless seeds derived from ``seed`` ``[2]``.
@@ -145,15 +147,12 @@ def _warp(images, future_images, seed, target_warp, source_warp, sampler, coarse
     channels = images.shape[3]
     if channels is None:
         raise ValueError(f"warp_pairs needs a static channel count, got images of shape {images.shape}")
+    if sampler == "cv2":
+        return _numpy_pairs(images, future_images, seed, target_warp, source_warp, coarse_grid)
     seeds = split_seed(tf.convert_to_tensor(seed))
     batch = tf.shape(images)[0]
     t_params = random_tps_params(seeds[0], batch, target_warp)
     s_params = random_tps_params(seeds[1], batch, source_warp)
-    if sampler == "cv2":
-        from keras_landmarks.pairs import cv2_sampler  # OpenCV only when asked for
-
-        disp = [pixel_displacement(*p, height, width, coarse_grid) for p in (t_params, s_params)]
-        return cv2_sampler.warp_pairs_graph(images, future_images, tf.concat(disp, -1), border_mask(height, width))
     images = _float(images)
     mask = tf.broadcast_to(border_mask(height, width), tf.stack([batch, height, width, 1]))
     stack = [images, mask]
@@ -165,6 +164,33 @@ def _warp(images, future_images, seed, target_warp, source_warp, sampler, coarse
     source = future if future_images is None else warped[..., channels + 1 :]
     image = warp_images(source, *s_params, coarse_grid)
     return {"image": image, "future_image": future, "mask": warped[..., channels : channels + 1]}
+
+
+def _as_input(images):
+    """uint8 and float32 pass as they are (no TF cast op); anything else becomes float32."""
+    images = tf.convert_to_tensor(images)
+    return images if images.dtype in (tf.uint8, tf.float32) else tf.cast(images, tf.float32)
+
+
+def _numpy_pairs(images, future_images, seed, target_warp, source_warp, coarse_grid) -> dict:
+    """``sampler="cv2"``: ``numpy_warps.pair_arrays`` (the same draws, spline and OpenCV
+    sampling as the NumPy pipeline) in one ``tf.numpy_function`` per batch. Its outputs are
+    64-byte aligned, so TF wraps them without a copy."""
+    inputs = [_as_input(images), tf.cast(tf.convert_to_tensor(seed), tf.int64)]  # int32 seeds sign-extend alike
+    shape = inputs[0].shape
+    if future_images is not None:
+        inputs.append(_as_input(future_images))
+        if not inputs[2].shape.is_compatible_with(shape):
+            raise ValueError(f"future_images {inputs[2].shape} must have the shape of images {shape}")
+
+    def kernel(imgs, batch_seed, *future):
+        return numpy_warps.pair_arrays(imgs, batch_seed, target_warp, source_warp, *future, coarse_grid=coarse_grid)
+
+    image, future, warped_mask = tf.numpy_function(kernel, inputs, (tf.float32,) * 3, stateful=False)
+    image.set_shape(shape)
+    future.set_shape(shape)
+    warped_mask.set_shape(shape[:3].concatenate([1]))
+    return {"image": image, "future_image": future, "mask": warped_mask}
 
 
 def pipeline_pairs(images, seed, target_warp: WarpParams = TARGET_WARP, source_warp: WarpParams = SOURCE_WARP,

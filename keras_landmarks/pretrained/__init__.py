@@ -20,7 +20,7 @@ The command-line programs take a detector's name wherever they take a model file
 ``landmarks-predict --model=faces photo.jpg``, ``landmarks-evaluate --model=faces
 --dataset=folder --data_dir=<labelled folder>``, ``landmarks-export --model=faces``
 (``resolve_model``). ``trainers/build_pretrained.py``
-trains and packs one (README, "Pretrained detectors"). This module imports no TensorFlow
+(``apps.build_pretrained``) trains and packs one (README, "Pretrained detectors"). This module imports no TensorFlow
 until ``load`` is called.
 """
 

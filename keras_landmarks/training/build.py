@@ -18,18 +18,13 @@ from keras_landmarks.model import LandmarkModel
 def make_optimizer(cfg: LandmarkConfig) -> keras.optimizers.Adam:
     """Adam with ``lr * rate ** floor(step / decay_steps)`` (official 1e-3, x0.95 per 100k).
 
-    On TensorFlow no ``clipnorm``: ``LandmarkModel.train_step`` clips each variable's
-    *all-reduced* gradient at ``cfg.clipnorm`` itself (Keras would clip every replica's
-    share separately). On JAX and PyTorch Keras' own step runs, whose gradient is already
-    the global one (a ``DataParallel`` batch is global), so the optimizer clips it: the
-    same per-variable bound.
+    No ``clipnorm`` here: ``LandmarkModel`` owns the clipping at ``cfg.clipnorm`` on every
+    backend (``LandmarkModel.compile``).
     """
     schedule = keras.optimizers.schedules.ExponentialDecay(
         cfg.learning_rate, cfg.lr_decay_steps, cfg.lr_decay_rate, staircase=True)
     ema = {"use_ema": True, "ema_momentum": cfg.weight_ema} if cfg.weight_ema else {}
-    if keras.config.backend() == "tensorflow" or not cfg.clipnorm:
-        return keras.optimizers.Adam(schedule, **ema)
-    return keras.optimizers.Adam(schedule, clipnorm=cfg.clipnorm, **ema)
+    return keras.optimizers.Adam(schedule, **ema)
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 ``write_zoo(folder)`` writes ``GOOD`` solid-colour images (some with odd names) and one file
 of each kind in ``BAD_KINDS`` (truncations, lies about format and size, non-files), and
 returns what it wrote. ``tests/test_zoo.py`` trains on it and ``bench/bad_input.py`` reports
-the time and peak memory; both need no data beyond what this module makes.
+the time and peak memory; both need no data beyond what this module makes. Test data, not
+part of the package (issue 28).
 """
 
 from __future__ import annotations
