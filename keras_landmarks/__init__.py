@@ -5,14 +5,16 @@ Coordinates everywhere are ``(x, y)``; see ``keras_landmarks.geometry``.
 
 Layout (the paper's figure): ``networks`` (Phi, bottleneck, detector, renderer), ``losses``
 (perceptual features, EMA normaliser), ``model`` (``LandmarkModel``), ``pairs`` (TPS warps),
-``data`` (sources), ``training``, ``evaluation``, ``export``, ``pretraining.colorization``;
-``cli`` holds the command-line programs. The names below are imported on first use, so
-``import keras_landmarks`` (and a CLI's ``--help``) does not start TensorFlow.
+``data`` (sources), ``training``, ``evaluation``, ``export``, ``pretrained`` (shipped
+detectors), ``pretraining.colorization``; ``apps`` (animation, detection on files) and ``cli``
+(the command-line programs) sit on top. Imports run one way (BUILD.md "Layout"). The names
+below are imported on first use, so ``import keras_landmarks`` (and a CLI's ``--help``) does
+not start TensorFlow.
 """
 
 from __future__ import annotations
 
-from keras_landmarks._lazy import lazy_attributes
+from keras_landmarks._internal.lazy import lazy_attributes
 
 from keras_landmarks._internal import log as _log  # noqa: F401  (the library logger's default handler)
 
@@ -29,8 +31,8 @@ _EXPORTS = {
     "build_encoder": "keras_landmarks.networks",
     "build_renderer": "keras_landmarks.networks",
 }
-_SUBPACKAGES = ("cli", "config", "data", "evaluation", "export", "geometry", "losses", "model", "networks",
-                "pairs", "pretrained", "pretraining", "training", "viz")
+_SUBPACKAGES = ("apps", "cli", "config", "data", "evaluation", "export", "geometry", "losses", "model", "networks",
+                "pairs", "pretrained", "pretraining", "training")
 
 __all__ = sorted(_EXPORTS)
 

@@ -14,7 +14,18 @@ import logging
 import math
 import typing
 
-from keras_landmarks.losses.defaults import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PERCEPTUAL_LAYERS
+# The loss's official constants (here so that the config and the CLIs' flags read them before
+# TensorFlow starts; ``losses`` imports them).
+# VGG-19 taps of the perceptual loss, in order: the image itself, then conv{1..5}_2.
+PERCEPTUAL_LAYERS = ("input", "block1_conv2", "block2_conv2", "block3_conv2", "block4_conv2", "block5_conv2")
+# Official initial values of the EMA normalisers alpha_l, one per PERCEPTUAL_LAYERS entry.
+OFFICIAL_ALPHA_INIT = (100.0, 1.6, 2.3, 1.8, 2.8, 100.0)
+# EMA decay rho of the official code.
+OFFICIAL_ALPHA_DECAY = 0.99
+# LandmarkConfig.perceptual values: "vgg19:<weights file>" is the fourth kind.
+PERCEPTUAL_CHOICES = ("vgg19_imagenet", "vgg19_random", "l2", "l2_grad")
+# The pixel losses (no VGG) and their terms: the image, and its finite differences.
+PIXEL_LOSSES = {"l2": ("input",), "l2_grad": ("input", "gradients")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +151,7 @@ class LandmarkConfig:
                 f"alpha_init needs {len(PERCEPTUAL_LAYERS)} values, got {len(self.alpha_init)}"
             )
         kind = self.perceptual.split(":", 1)[0]
-        if kind not in ("vgg19_imagenet", "vgg19_random", "vgg19", "l2", "l2_grad"):
+        if kind not in PERCEPTUAL_CHOICES + ("vgg19",):
             raise ValueError(
                 "perceptual must be 'vgg19_imagenet', 'vgg19_random', 'vgg19:<weights file>', "
                 f"'l2' or 'l2_grad', got {self.perceptual!r}"

@@ -21,6 +21,8 @@ see "training" below); TensorFlow is imported only on it.
 
 from __future__ import annotations
 
+import os
+
 import keras
 from keras import ops
 
@@ -28,6 +30,15 @@ from keras_landmarks.config import LandmarkConfig
 from keras_landmarks.losses import normalizer
 from keras_landmarks.losses.perceptual_loss import PerceptualLoss
 from keras_landmarks.networks import GaussianMaps, build_detector, build_encoder, build_renderer
+
+# The file a training run keeps its model in (training.rundir lays out the rest of a logdir).
+MODEL_FILE = "model.keras"
+
+
+def model_file(path: str) -> str:
+    """The model a path names: ``<path>/model.keras`` for a training logdir, else ``path``
+    (what evaluation, export and the apps accept as a model)."""
+    return os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
 
 
 @keras.saving.register_keras_serializable(package="keras_landmarks")

@@ -210,7 +210,7 @@ def test_sigkill_between_the_switch_and_the_publish_resumes_and_republishes(tmp_
 
 
 def test_temporary_files_of_killed_processes_are_removed_on_the_next_run(tmp_path):
-    from keras_landmarks._stale import remove_stale
+    from keras_landmarks._internal.stale import remove_stale
     from keras_landmarks.export.serving import atomic_path
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_landmarks import LandmarkConfig
 from keras_landmarks.losses import perceptual
-from keras_landmarks.losses.defaults import PERCEPTUAL_LAYERS
+from keras_landmarks.config import PERCEPTUAL_LAYERS
 
 S = 32
 

@@ -100,11 +100,12 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def _draw(images: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-    from keras_landmarks import geometry, viz  # noqa: PLC0415
+    from keras_landmarks import geometry  # noqa: PLC0415
+    from keras_landmarks.evaluation import pictures  # noqa: PLC0415
 
     size = images.shape[1]
     pixels = np.asarray(geometry.normalized_to_pixels(keypoints, size))
-    return np.stack([viz.draw_points(im, p, radius=max(2.0, size / 80)) for im, p in zip(images, pixels)])
+    return np.stack([pictures.draw_points(im, p, radius=max(2.0, size / 80)) for im, p in zip(images, pixels)])
 
 
 class Animator:

@@ -31,9 +31,9 @@ from keras_landmarks.data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Tran
 
 def draw_landmarks(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Copy of ``image`` ``[H, W, 3]`` uint8 with ``points`` ``[K, 2]`` ``(x, y)`` pixels drawn."""
-    from keras_landmarks import viz  # noqa: PLC0415
+    from keras_landmarks.evaluation import pictures  # noqa: PLC0415
 
-    return viz.draw_points(image, points, radius=max(2, round(min(image.shape[:2]) / 80)))
+    return pictures.draw_points(image, points, radius=max(2, round(min(image.shape[:2]) / 80)))
 
 
 def list_inputs(path: str) -> tuple[str, list[str]]:

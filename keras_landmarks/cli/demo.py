@@ -69,7 +69,8 @@ def main(argv):
     import_tensorflow()
     from keras_landmarks import evaluation, training  # noqa: PLC0415 (TensorFlow)
     from keras_landmarks.config import preset  # noqa: PLC0415
-    from keras_landmarks.training.rundir import current_step, model_file  # noqa: PLC0415
+    from keras_landmarks.model import model_file  # noqa: PLC0415
+    from keras_landmarks.training.rundir import current_step  # noqa: PLC0415
 
     cfg = preset("demo", image_size=FLAGS.image_size, width=FLAGS.width,
                  num_landmarks=FLAGS.num_landmarks, perceptual=FLAGS.perceptual,
@@ -120,7 +121,7 @@ def _animate(model_path: str, logdir: str, image_size: int) -> dict:
     through ``apps.animate`` like ``landmarks-animate``: ``animation.gif`` and ``animation.png``."""
     import numpy as np  # noqa: PLC0415
 
-    from keras_landmarks import viz  # noqa: PLC0415
+    from keras_landmarks.evaluation import pictures  # noqa: PLC0415
     from keras_landmarks.apps.animate import animate  # noqa: PLC0415
     from keras_landmarks.data.synthetic import toy_clip  # noqa: PLC0415
     from keras_landmarks.export.generator import KerasGeneratorRunner, load_landmark_model  # noqa: PLC0415
@@ -131,9 +132,9 @@ def _animate(model_path: str, logdir: str, image_size: int) -> dict:
     os.makedirs(driving, exist_ok=True)
     frames = np.asarray(toy_clip(0, 48, image_size)[0]).astype(np.uint8)
     for t, frame in enumerate(frames):
-        viz.write_png(os.path.join(driving, f"{t:03d}.png"), frame)
+        pictures.write_png(os.path.join(driving, f"{t:03d}.png"), frame)
     source = os.path.join(folder, "source.png")
-    viz.write_png(source, np.asarray(toy_clip(1, 2, image_size)[0][0]).astype(np.uint8))
+    pictures.write_png(source, np.asarray(toy_clip(1, 2, image_size)[0][0]).astype(np.uint8))
     model = load_landmark_model(model_path)
     detector = KerasRunner(model_path, detector=float32_detector(model.detector))
     generator = KerasGeneratorRunner(model, model_path)

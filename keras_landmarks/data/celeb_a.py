@@ -9,11 +9,9 @@ landmark moves exactly as ``x' = (x + 0.5) R / 178 - 0.5 - m``,
 ``y' = (y + 0.5) R / 218 - 0.5 - m`` (pixel ``(x, y)``, 0-based, integer = pixel centre).
 
 MAFL: with ``mafl_dir`` holding MAFL's ``training.txt`` and ``testing.txt`` (CelebA file
-names, one per line), the annotated ``train``/``test`` splits are those images, and the
-training pairs are, as in the paper, all of CelebA but the MAFL test images (every
-partition: 202,599 - 1,000 = 201,599 images). Without it, CelebA's own partitions are used:
-the pairs come from ``train`` and ``validation`` (182,637 images) and CelebA's ``test``
-partition, which the annotated ``test`` split then is, stays unseen (``PAIR_PARTITIONS``).
+names, one per line), the annotated ``train``/``test`` splits are those images and the pairs
+are, as in the paper, all of CelebA but MAFL's test images (201,599). Without it, CelebA's
+partitions: pairs from ``PAIR_PARTITIONS`` (182,637), its ``test`` (the annotated one) unseen.
 TFDS stores no file names, but it writes every split in the order of the md5 hash of the
 example key (the file name) salted with the split name; ``storage_order`` rebuilds that
 order and ``tfds_id`` (``<shard file>__<index>``) locates each example in it.
@@ -40,8 +38,7 @@ from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
 TFDS_NAME = "celeb_a"
 # CelebA's list_eval_partition.txt: contiguous file numbers per split.
 PARTITIONS = {"train": (1, 162770), "validation": (162771, 182637), "test": (182638, 202599)}
-# Partitions of the training pairs without MAFL's lists: all but the one evaluated on (module docstring).
-PAIR_PARTITIONS = ("train", "validation")
+PAIR_PARTITIONS = ("train", "validation")  # the pairs' partitions without MAFL's lists
 LANDMARK_NAMES = ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")
 LANDMARK_KEYS = tuple(f"{n}_{c}" for n in LANDMARK_NAMES for c in "xy")  # TFDS / CelebA columns
 LANDMARKS_FILE = "list_landmarks_align_celeba.txt"
@@ -255,16 +252,9 @@ def _verified_filter(names: list[str], shards: dict[str, tuple[int, int]], expec
     return kept
 
 
-def celeb_a_pairs(
-    data_dir: str | None = None,
-    image_size: int = 128,
-    batch_size: int = 50,
-    seed: int = 0,
-    mafl_dir: str | None = None,
-    *,
-    target_warp: WarpParams = TARGET_WARP,
-    source_warp: WarpParams = SOURCE_WARP,
-) -> tf.data.Dataset:
+def celeb_a_pairs(data_dir: str | None = None, image_size: int = 128, batch_size: int = 50, seed: int = 0,
+                  mafl_dir: str | None = None, *, target_warp: WarpParams = TARGET_WARP,
+                  source_warp: WarpParams = SOURCE_WARP) -> tf.data.Dataset:
     """Endless TPS training pairs: with ``mafl_dir``, all of CelebA but MAFL's test images (the
     paper's training set); without, CelebA's ``PAIR_PARTITIONS`` (all but its ``test``
     partition). Batch ``i`` is warped with stateless seed ``[seed, i]``.
@@ -277,8 +267,8 @@ def celeb_a_pairs(
       MAFL's lists or TFDS's shards do not fit the rebuilt order; InvalidArgumentError, when
       iterated, on an example that is not the file it was mapped to (module docstring).
     """
-    splits = tuple(PARTITIONS) if mafl_dir else PAIR_PARTITIONS
-    ds = _examples(load_builder(data_dir), splits, mafl_dir, shuffle_seed=seed)
+    ds = _examples(load_builder(data_dir), tuple(PARTITIONS) if mafl_dir else PAIR_PARTITIONS, mafl_dir,
+                   shuffle_seed=seed)
     ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(lambda ex: preprocess(ex, image_size)["image"], num_parallel_calls=tf.data.AUTOTUNE)
     return warps.warp_batches(ds.batch(batch_size, drop_remainder=True), seed, target_warp, source_warp)

@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
-from keras_landmarks._stale import remove_stale
+from keras_landmarks._internal.stale import remove_stale
 from keras_landmarks.data import decode
 from keras_landmarks.data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, fit_to_square, frame_files, natural_key
 from keras_landmarks.pairs import warps

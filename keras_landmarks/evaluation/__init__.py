@@ -3,7 +3,7 @@ a saved model's report (``report``), its pictures (``pictures``) and the label-f
 ``diagnostics``. Names load on first use, so ``evaluation.protocol`` (numpy only) starts no
 Keras or TensorFlow."""
 
-from keras_landmarks._lazy import lazy_attributes
+from keras_landmarks._internal.lazy import lazy_attributes
 
 _EXPORTS = {
     "MAFL_POINT_NAMES": "protocol", "evaluate_points": "protocol", "fit_regressor": "protocol",

@@ -21,8 +21,7 @@ import keras
 from keras_landmarks import data
 from keras_landmarks.evaluation import pictures
 from keras_landmarks.evaluation import protocol as lm_eval
-from keras_landmarks.model import LandmarkModel  # noqa: F401  (registers the classes for loading)
-from keras_landmarks.training.rundir import model_file
+from keras_landmarks.model import LandmarkModel, model_file  # noqa: F401  (registers the classes for loading)
 
 logger = logging.getLogger("keras_landmarks.evaluation")
 

@@ -84,8 +84,7 @@ def load_landmark_model(path: str):
     (``keras_landmarks.pretrained.available()``, e.g. ``"faces"``). ``ValueError`` naming the
     file when it is missing, unreadable, or holds a detector alone (no generator)."""
     from keras_landmarks import pretrained  # noqa: PLC0415
-    from keras_landmarks.model import LandmarkModel  # noqa: PLC0415 (registers the classes)
-    from keras_landmarks.training.rundir import model_file  # noqa: PLC0415
+    from keras_landmarks.model import LandmarkModel, model_file  # noqa: PLC0415 (registers the classes)
 
     file = model_file(pretrained.resolve_model(path))
     if not os.path.isfile(file):

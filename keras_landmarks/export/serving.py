@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from keras_landmarks import geometry
-from keras_landmarks._stale import remove_stale
+from keras_landmarks._internal.stale import remove_stale
 
 OUTPUT_NAMES = ("keypoints", "keypoints_normalized", "score_maps")
 INPUT_DTYPES = ("uint8", "float32")
@@ -147,9 +147,7 @@ def load_keras_detector(path: str) -> keras.Model:
     (``build_detector``'s model). Raises ``ValueError`` naming the file when it is
     missing, corrupt or holds something else.
     """
-    import keras_landmarks.model  # noqa: F401, PLC0415 (registers the custom layers and model)
-
-    from keras_landmarks.training.rundir import model_file  # noqa: PLC0415
+    from keras_landmarks.model import model_file  # noqa: PLC0415 (also registers the custom layers and model)
 
     file = model_file(path)
     if not os.path.isfile(file):

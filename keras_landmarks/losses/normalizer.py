@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_landmarks.losses.defaults import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PIXEL_LOSSES  # noqa: F401 (re-exported)
+from keras_landmarks.config import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PIXEL_LOSSES  # noqa: F401 (re-exported)
 
 
 def uses_ema(perceptual: str) -> bool:

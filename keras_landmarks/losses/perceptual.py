@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import keras
 from keras import ops
 
-from keras_landmarks.losses.defaults import PERCEPTUAL_LAYERS, PIXEL_LOSSES
+from keras_landmarks.config import PERCEPTUAL_LAYERS, PIXEL_LOSSES
 
 if TYPE_CHECKING:
     from keras_landmarks.config import LandmarkConfig

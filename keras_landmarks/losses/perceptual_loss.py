@@ -27,8 +27,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_landmarks.config import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PERCEPTUAL_LAYERS, PIXEL_LOSSES
 from keras_landmarks.losses import normalizer
-from keras_landmarks.losses.defaults import OFFICIAL_ALPHA_DECAY, OFFICIAL_ALPHA_INIT, PERCEPTUAL_LAYERS, PIXEL_LOSSES
 from keras_landmarks.losses.perceptual import (feature_network, features, per_example_errors, target_features,
                                                weights_on_disk)
 

@@ -9,7 +9,7 @@ tps_basis``. Submodules load on first use, so the NumPy path never imports Tenso
 
 from __future__ import annotations
 
-from keras_landmarks._lazy import lazy_attributes
+from keras_landmarks._internal.lazy import lazy_attributes
 
 _SUBMODULES = ("cv2_sampler", "numpy_warps", "philox", "tps", "tps_basis", "warps")
 _EXPORTS = {"warp_pairs": "warps", "warp_frame_pairs": "warps"}

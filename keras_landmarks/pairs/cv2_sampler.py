@@ -27,10 +27,10 @@ view), uint8 -> float32 + mask and the RGBA -> RGB outputs. Work arrays are per 
 reused. Outputs are 64-byte aligned, so a graph's ``tf.numpy_function`` wraps them
 without a copy (it copies misaligned arrays; numpy's large ones are 16-byte aligned), and
 are recycled once TF (or a ``PyDataset``'s consumer) drops them (``_OutputPool``). The pool
-earns its place in ``bench/pairs.py`` (2-core AMD EPYC, pinned to core 1, 2026-12-06, CPU ms
-per pair with / without it, medians of 3): ``jpeg_folder`` 0.58 / 0.75, ``numpy_folder``
-0.52 / 0.76, ``warp_only`` 0.32 / 0.44 (without: the bench's ``output_pool`` flag at 0, fresh aligned
-arrays per call).
+earns its place (``bench/pairs.py``, 128 px, batch 50, pairs/s with / without it, medians of
+3 interleaved runs; 2-core AMD EPYC AVX-512 pinned to core 1, 2026-12-06; without it: fresh
+aligned arrays per call, the bench's ``output_pool`` flag at 0): ``jpeg_folder`` 977 / 812,
+``numpy_folder`` 1048 / 800, ``warp_only`` 1698 / 1268.
 """
 
 from __future__ import annotations

@@ -6,13 +6,14 @@ import TensorFlow."""
 
 from __future__ import annotations
 
-from keras_landmarks._lazy import lazy_attributes
+from keras_landmarks._internal.lazy import lazy_attributes
 
 _EXPORTS = {
     "averaged_weights": "build", "build_model": "build", "make_optimizer": "build", "resolve_jit_compile": "build",
     "Progress": "callbacks", "ResumableCheckpoint": "callbacks", "StepLimit": "callbacks",
     "STRATEGIES": "distribute", "data_seed": "distribute", "make_strategy": "distribute",
-    "MODEL_FILE": "rundir", "current_step": "rundir", "load_config": "rundir", "model_file": "rundir",
+    "MODEL_FILE": "keras_landmarks.model", "model_file": "keras_landmarks.model",
+    "current_step": "rundir", "load_config": "rundir",
     "PRECISIONS": "run", "TrainingSetupError": "run", "make_callbacks": "run", "train": "run",
     "Summaries": "summaries", "read_summaries": "summaries",
 }

@@ -18,7 +18,8 @@ import numpy as np
 
 from keras_landmarks.training.build import averaged_weights
 from keras_landmarks.training.checkpoint import MODEL, WEIGHTS, CheckpointStore, RunLock, publish
-from keras_landmarks.training.rundir import MODEL_FILE, current_step, format_seconds
+from keras_landmarks.model import MODEL_FILE
+from keras_landmarks.training.rundir import current_step, format_seconds
 
 class ResumableCheckpoint(keras.callbacks.Callback):
     """Transactional checkpoints (``checkpoint.py``), resume, ``model.keras`` and a NaN guard.

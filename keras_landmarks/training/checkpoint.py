@@ -35,7 +35,7 @@ import re
 import shutil
 import signal
 
-from keras_landmarks._stale import remove_stale
+from keras_landmarks._internal.stale import remove_stale
 
 try:
     import fcntl

@@ -25,14 +25,13 @@ import numpy as np
 
 from keras_landmarks import data
 from keras_landmarks.config import LandmarkConfig
-from keras_landmarks.model import LandmarkModel
+from keras_landmarks.model import MODEL_FILE, LandmarkModel
 from keras_landmarks.training.build import build_model, resolve_jit_compile
 from keras_landmarks.training.callbacks import Progress, ResumableCheckpoint, StepLimit
 from keras_landmarks.training.checkpoint import CheckpointStore
 from keras_landmarks.training.distribute import (KerasStrategy, agreed_step, fit_multi_worker, is_multi_worker,
                                                  make_strategy, task_name, training_data)
-from keras_landmarks.training.rundir import (BACKUP_DIR, CONFIG_FILE, MODEL_FILE, check_resumable,
-                                             format_seconds, write_json)
+from keras_landmarks.training.rundir import BACKUP_DIR, CONFIG_FILE, check_resumable, format_seconds, write_json
 from keras_landmarks.training.summaries import Summaries
 
 logger = logging.getLogger("keras_landmarks.training")

@@ -3,7 +3,8 @@
 A logdir holds::
 
     config.json    {"config": LandmarkConfig fields, "run": the run's flags}   (chief)
-    model.keras    latest full model (weights, alpha, optimizer), replaced atomically (chief)
+    model.keras    latest full model (weights, alpha, optimizer), replaced atomically (chief;
+                   ``model.MODEL_FILE``, found by ``model.model_file``)
     backup/        resume state: checkpoint generations gen-<step>/ (checkpoint.py), a .lock
                    while a run trains; backup/<task>/ for other workers
     tensorboard/   scalars and images (chief)
@@ -18,14 +19,8 @@ import keras
 
 from keras_landmarks.config import LandmarkConfig
 
-MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 BACKUP_DIR = "backup"
-
-
-def model_file(path: str) -> str:
-    """The model a path names: ``<path>/model.keras`` for a training logdir, else ``path``."""
-    return os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
 
 
 def current_step(model) -> int:
@@ -79,5 +74,5 @@ def format_seconds(seconds: float) -> str:
     return (f"{days}d {h:02d}:{m:02d}:{s:02d}" if days else f"{h}:{m:02d}:{s:02d}")
 
 
-__all__ = ["BACKUP_DIR", "CONFIG_FILE", "MODEL_FILE", "backup_state",
-           "check_resumable", "current_step", "format_seconds", "load_config", "model_file", "write_json"]
+__all__ = ["BACKUP_DIR", "CONFIG_FILE", "backup_state", "check_resumable", "current_step", "format_seconds",
+           "load_config", "write_json"]

@@ -11,7 +11,8 @@ import os
 import keras
 import numpy as np
 
-from keras_landmarks import geometry, viz
+from keras_landmarks import geometry
+from keras_landmarks.evaluation import pictures
 from keras_landmarks.training.rundir import current_step
 
 
@@ -176,13 +177,13 @@ def draw_keypoints(images: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 
     ``keypoints``: ``[B, K, 2]`` ``(x, y)`` normalised ``[-1, 1]`` (pixel-centre convention,
     ``geometry.normalized_to_pixels``). Landmark ``k`` keeps its colour across images
-    (``viz.draw_points``, sub-pixel placement).
+    (``evaluation.pictures.draw_points``, sub-pixel placement).
     """
     h, w = images.shape[1:3]
     pixels = keras.ops.convert_to_numpy(
         geometry.normalized_to_pixels(keras.ops.convert_to_tensor(keypoints, "float32"), (h, w)))
     radius = max(1, min(h, w) // 40)
-    return np.stack([viz.draw_points(im, pts, radius=radius, outline=False) for im, pts in zip(images, pixels)])
+    return np.stack([pictures.draw_points(im, pts, radius=radius, outline=False) for im, pts in zip(images, pixels)])
 
 
 __all__ = ["Summaries", "draw_keypoints", "image_grid", "read_summaries", "write_image", "write_scalar"]
