@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 
 import keras
 import numpy as np
@@ -191,25 +190,15 @@ def _write_tflite(generator, path: str, input_dtype: str, quantization: str) -> 
 
 
 def _write_onnx(generator, path: str, input_dtype: str, opset: int) -> None:
-    import onnx  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
+
+    from keras_landmarks.export.to_onnx import convert  # noqa: PLC0415 (TensorFlow)
 
     size, k = _sizes(generator)
     specs = {"image": tf.TensorSpec([None, size, size, 3], input_dtype, name="image"),
              "keypoints": tf.TensorSpec([None, k, 2], "float32", name="keypoints")}
-    with tempfile.TemporaryDirectory() as scratch:
-        raw = os.path.join(scratch, "raw.onnx")
-        with warnings.catch_warnings():  # tf2onnx's numpy-2 shim warns about np.object
-            warnings.simplefilter("ignore", FutureWarning)
-            generator.export(raw, format="onnx", input_signature=[specs], opset_version=opset,
-                             verbose=False)
-        graph = onnx.load(raw)
-    for value in [*graph.graph.input, *graph.graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_param = "batch"
-    onnx.checker.check_model(graph)
-    onnx.save(graph, path)
+    with open(path, "wb") as f:
+        f.write(convert(generator, [specs], opset).SerializeToString())
 
 
 __all__ = ["write_format", "GeneratorRunner", "ONNXGeneratorRunner", "SavedModelGeneratorRunner",

@@ -40,11 +40,23 @@ def export_onnx(
     size = image_size_of(detector)
     model = build_serving_model(detector, input_dtype, score_maps)
     spec = tf.TensorSpec([None, size, size, 3], input_dtype, name="image")
+    graph = convert(model, [spec], opset)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        onnx.save(graph, tmp)
+    return path
+
+
+def convert(model: keras.Model, input_signature: list, opset: int = MIN_OPSET):
+    """``model`` as a checked ``onnx.ModelProto`` (tf2onnx through Keras' ``Model.export``):
+    ``input_signature`` is ``Model.export``'s (a list of ``tf.TensorSpec``, or of one dict of
+    them for a multi-input model); every symbolic leading dimension is named ``batch``."""
+    import onnx  # noqa: PLC0415
+
     with tempfile.TemporaryDirectory() as scratch:
         raw = os.path.join(scratch, "raw.onnx")
         with warnings.catch_warnings():  # tf2onnx's numpy-2 shim warns about np.object
             warnings.simplefilter("ignore", FutureWarning)
-            model.export(raw, format="onnx", input_signature=[spec], opset_version=opset,
+            model.export(raw, format="onnx", input_signature=input_signature, opset_version=opset,
                          verbose=False)
         graph = onnx.load(raw)
     for value in [*graph.graph.input, *graph.graph.output]:
@@ -52,9 +64,7 @@ def export_onnx(
         if dims and not dims[0].HasField("dim_value"):
             dims[0].dim_param = "batch"
     onnx.checker.check_model(graph)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        onnx.save(graph, tmp)
-    return path
+    return graph
 
 
 class ONNXRunner(Runner):
@@ -94,4 +104,4 @@ def load(path: str, **kwargs) -> ONNXRunner:
     return ONNXRunner(path, **kwargs)
 
 
-__all__ = ["MIN_OPSET", "ONNXRunner", "export_onnx", "load"]
+__all__ = ["MIN_OPSET", "ONNXRunner", "convert", "export_onnx", "load"]
