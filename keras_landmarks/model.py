@@ -41,6 +41,21 @@ def model_file(path: str) -> str:
     return os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
 
 
+def load_saved(path: str, hint: str = "") -> keras.Model:
+    """The Keras model saved at ``path`` (a ``.keras`` file, or a logdir: ``model_file``),
+    loaded without its optimizer. ``ValueError`` naming the file when it is missing (``hint``
+    appended to say what else ``path`` may be) or unreadable."""
+    file = model_file(path)
+    if not os.path.isfile(file):
+        raise ValueError(f"{file} does not exist: pass a .keras file or a training logdir "
+                         f"containing model.keras{hint}")
+    try:
+        return keras.saving.load_model(file, compile=False)
+    except Exception as e:  # noqa: BLE001 (zip, h5 and json errors all mean "unreadable")
+        raise ValueError(f"{file} is not a readable Keras model ({type(e).__name__}: {str(e)[:300]}); "
+                         "re-save it or point --model at another checkpoint") from None
+
+
 @keras.saving.register_keras_serializable(package="keras_landmarks")
 class LandmarkModel(keras.Model):
     """Appearance encoder + keypoint detector + renderer + perceptual loss.

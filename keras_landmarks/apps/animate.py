@@ -187,8 +187,8 @@ def animate(detector, generator, source_path: str, driving_path: str, output: st
     media.check_driving(driving_path)
     source = media.read_image(source_path, display_size, fit)
     animator = Animator(detector, generator, source, motion, adapt_scale)
-    fps = fps or media.video_fps(driving_path)
-    total = media.count_frames(driving_path, max_frames)
+    clip_fps, total = media.clip_info(driving_path, max_frames)
+    fps = fps or clip_fps
     bar = _progress(total) if progress else None
     tmp = os.path.join(os.path.dirname(os.path.abspath(output)), f".{os.path.basename(output)}.tmp{ext}")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

@@ -78,28 +78,24 @@ def driving_frames(path: str, size: int, fit: str = "crop", max_frames: int | No
         raise ValueError(f"--driving={path}: no readable frame")
 
 
-def video_fps(path: str, default: float = 25.0) -> float:
-    """Frames per second of a video (``default`` for a frame folder or an unknown rate)."""
+def clip_info(path: str, max_frames: int | None = None, default_fps: float = 25.0) -> tuple[float, int | None]:
+    """``(frames per second, frame count)`` of a video or frame folder, from one open of the
+    container: ``default_fps`` for a folder or an unknown rate; the count capped at
+    ``max_frames``, None when the container does not say (for the progress bar)."""
+    fps, count = default_fps, 0
     if os.path.isdir(path):
-        return default
-    capture = cv2.VideoCapture(path)
-    try:
-        fps = capture.get(cv2.CAP_PROP_FPS)
-    finally:
-        capture.release()
-    return fps if fps and np.isfinite(fps) and fps > 0 else default
-
-
-def count_frames(path: str, max_frames: int | None) -> int | None:
-    """The clip's frame count for the progress bar (None when the container does not say)."""
-    if os.path.isdir(path):
-        n = len(frame_files(path))
+        count = len(frame_files(path))
     else:
         capture = cv2.VideoCapture(path)
-        n = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        capture.release()
-    n = n or None
-    return min(n, max_frames) if n and max_frames else n
+        try:
+            rate = capture.get(cv2.CAP_PROP_FPS)
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        finally:
+            capture.release()
+        fps = rate if rate and np.isfinite(rate) and rate > 0 else default_fps
+    if count and max_frames:
+        count = min(count, max_frames)
+    return fps, count or None
 
 
 def video_writer(tmp: str, output: str, fps: float, width: int, height: int):
@@ -139,5 +135,5 @@ def write_strip(tmp: str, output: str, frames: list, strip_frames: int) -> None:
         raise ValueError(f"could not write {output} (is the folder writable?)")
 
 
-__all__ = ["check_driving", "count_frames", "driving_frames", "read_image", "strip_indices", "video_fps",
+__all__ = ["check_driving", "clip_info", "driving_frames", "read_image", "strip_indices",
            "video_writer", "write_gif", "write_strip"]

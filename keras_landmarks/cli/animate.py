@@ -55,16 +55,11 @@ def main(argv) -> None:
 
 def _runners(f):
     """(detector runner, generator runner) from ``--model`` or the exported pair."""
+    import_tensorflow()  # the loaders import it (quietly here), whatever runs the models
     if f.model:
-        import_tensorflow()
-        from keras_landmarks.export.generator import KerasGeneratorRunner, load_landmark_model  # noqa: PLC0415
-        from keras_landmarks.export.serving import KerasRunner, float32_detector  # noqa: PLC0415
+        from keras_landmarks.export.generator import keras_runners  # noqa: PLC0415
 
-        model = load_landmark_model(f.model)
-        detector = KerasRunner(f.model, detector=float32_detector(model.detector))
-        return detector, KerasGeneratorRunner(model, f.model)
-    if not (f.detector.endswith((".tflite", ".onnx")) and f.generator.endswith((".tflite", ".onnx"))):
-        import_tensorflow()  # a SavedModel needs it; TFLite and ONNX Runtime do not
+        return keras_runners(f.model)
     from keras_landmarks.export.generator import load_generator  # noqa: PLC0415
     from keras_landmarks.export.runners import load_runner  # noqa: PLC0415
 

@@ -124,8 +124,7 @@ def _animate(model_path: str, logdir: str, image_size: int) -> dict:
     from keras_landmarks.evaluation import pictures  # noqa: PLC0415
     from keras_landmarks.apps.animate import animate  # noqa: PLC0415
     from keras_landmarks.data.synthetic import toy_clip  # noqa: PLC0415
-    from keras_landmarks.export.generator import KerasGeneratorRunner, load_landmark_model  # noqa: PLC0415
-    from keras_landmarks.export.serving import KerasRunner, float32_detector  # noqa: PLC0415
+    from keras_landmarks.export.generator import keras_runners  # noqa: PLC0415
 
     folder = os.path.join(logdir, "animation")
     driving = os.path.join(folder, "driving")
@@ -135,9 +134,7 @@ def _animate(model_path: str, logdir: str, image_size: int) -> dict:
         pictures.write_png(os.path.join(driving, f"{t:03d}.png"), frame)
     source = os.path.join(folder, "source.png")
     pictures.write_png(source, np.asarray(toy_clip(1, 2, image_size)[0][0]).astype(np.uint8))
-    model = load_landmark_model(model_path)
-    detector = KerasRunner(model_path, detector=float32_detector(model.detector))
-    generator = KerasGeneratorRunner(model, model_path)
+    detector, generator = keras_runners(model_path)
     common = {"layout": "side_by_side", "display_size": 128, "progress": False}
     gif = animate(detector, generator, source, driving, os.path.join(logdir, "animation.gif"), **common)
     animate(detector, generator, source, driving, os.path.join(logdir, "animation.png"), strip_frames=6, **common)

@@ -84,17 +84,11 @@ def load_landmark_model(path: str):
     (``keras_landmarks.pretrained.available()``, e.g. ``"faces"``). ``ValueError`` naming the
     file when it is missing, unreadable, or holds a detector alone (no generator)."""
     from keras_landmarks import pretrained  # noqa: PLC0415
-    from keras_landmarks.model import LandmarkModel, model_file  # noqa: PLC0415 (registers the classes)
+    from keras_landmarks.model import LandmarkModel, load_saved, model_file  # noqa: PLC0415 (registers the classes)
 
-    file = model_file(pretrained.resolve_model(path))
-    if not os.path.isfile(file):
-        raise ValueError(f"{file} does not exist: pass a .keras file, a training logdir containing "
-                         f"model.keras, or a pretrained model ({', '.join(pretrained.available())})")
-    try:
-        model = keras.saving.load_model(file, compile=False)
-    except Exception as e:  # noqa: BLE001 (zip, h5 and json errors all mean "unreadable")
-        raise ValueError(f"{file} is not a readable Keras model ({type(e).__name__}: {str(e)[:300]}); "
-                         "re-save it or point --model at another checkpoint") from None
+    path = pretrained.resolve_model(path)
+    model = load_saved(path, hint=f", or a pretrained model ({', '.join(pretrained.available())})")
+    file = model_file(path)
     if not isinstance(model, LandmarkModel):
         raise ValueError(f"{file} holds {type(model).__name__} {model.name!r}, not a LandmarkModel: "
                          "a detector alone has no generator; pass the training run's model.keras")
@@ -111,6 +105,17 @@ class KerasGeneratorRunner(GeneratorRunner):
         predict = self.model.predict_on_batch
         super().__init__(path, model.config.image_size, model.config.num_landmarks, input_dtype,
                          lambda im, kp: predict({"image": im, "keypoints": kp})["generated"])
+
+
+def keras_runners(path: str):
+    """``(detector Runner, KerasGeneratorRunner)`` of the ``LandmarkModel`` at ``path``
+    (``load_landmark_model``: a ``.keras`` file, a logdir or a pretrained name), both float32,
+    uint8 images in: what ``landmarks-animate --model`` runs."""
+    from keras_landmarks.export.serving import KerasRunner  # noqa: PLC0415
+
+    model = load_landmark_model(path)
+    return (KerasRunner(path, detector=float32_detector(model.detector)),
+            KerasGeneratorRunner(model, path))
 
 
 # -- export -------------------------------------------------------------------------------
@@ -238,6 +243,6 @@ def _parity(model, tmp: str, files: dict, count: int, data: str | None, input_dt
     return [dataclasses.asdict(r) for r in rows]
 
 
-__all__ = ["load_landmark_model", "FORMATS", "QUANTIZATIONS", "TOLERANCES", "GeneratorParity", "GeneratorRunner",
+__all__ = ["keras_runners", "load_landmark_model", "FORMATS", "QUANTIZATIONS", "TOLERANCES", "GeneratorParity", "GeneratorRunner",
            "KerasGeneratorRunner", "build_generator_model", "export_generator", "format_parity",
            "load_generator", "parity_inputs"]

@@ -147,17 +147,10 @@ def load_keras_detector(path: str) -> keras.Model:
     (``build_detector``'s model). Raises ``ValueError`` naming the file when it is
     missing, corrupt or holds something else.
     """
-    from keras_landmarks.model import model_file  # noqa: PLC0415 (also registers the custom layers and model)
+    from keras_landmarks.model import load_saved, model_file  # noqa: PLC0415 (also registers the custom classes)
 
+    model = load_saved(path)
     file = model_file(path)
-    if not os.path.isfile(file):
-        raise ValueError(f"{file} does not exist: pass a .keras file or a training logdir "
-                         "containing model.keras")
-    try:
-        model = keras.saving.load_model(file, compile=False)
-    except Exception as e:  # noqa: BLE001 (zip, h5 and json errors all mean "unreadable")
-        raise ValueError(f"{file} is not a readable Keras model ({type(e).__name__}: {e}); "
-                         "re-save it or point --model at another checkpoint") from None
     detector = getattr(model, "detector", model)
     names = getattr(detector, "output_names", None) or []
     if not isinstance(detector, keras.Model) or "keypoints" not in names:
