@@ -124,7 +124,8 @@ def strip_indices(count: int, strip_frames: int) -> np.ndarray:
 
 
 def write_strip(tmp: str, output: str, frames: list, strip_frames: int) -> None:
-    """A PNG with one column per chosen frame and one row per panel."""
+    """A PNG with one column per chosen frame (``strip_indices``) and one row per panel:
+    ``frames`` are ``[D, P * D, 3]`` uint8 RGB (``P`` panels of ``D x D`` side by side)."""
     chosen = np.stack([frames[i] for i in strip_indices(len(frames), strip_frames)])
     d = chosen.shape[1]
     panels = chosen.shape[2] // d

@@ -171,19 +171,11 @@ def _write_saved_model(generator, path: str, input_dtype: str) -> None:
 
 
 def _write_tflite(generator, path: str, input_dtype: str, quantization: str) -> None:
-    import tensorflow as tf  # noqa: PLC0415
-
-    from keras_landmarks.export.to_tflite import check_builtin_only  # noqa: PLC0415
+    from keras_landmarks.export.to_tflite import builtin_converter, check_builtin_only  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as saved_model_dir:
         _archive(generator, input_dtype).write_out(saved_model_dir, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
-                                                             signature_keys=["serving_default"])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantization == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        flatbuffer = converter.convert()
+        flatbuffer = builtin_converter(saved_model_dir, quantization).convert()
     check_builtin_only(flatbuffer)
     with open(path, "wb") as f:
         f.write(flatbuffer)

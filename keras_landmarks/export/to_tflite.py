@@ -80,14 +80,7 @@ def convert(
         archive.add_endpoint("serving_default", lambda image: model(image, training=False),
                              input_signature=[spec])
         archive.write_out(saved_model_dir, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(
-            saved_model_dir, signature_keys=["serving_default"]
-        )
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantization != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization == "float16":
-            converter.target_spec.supported_types = [tf.float16]
+        converter = builtin_converter(saved_model_dir, quantization)
         if quantization == "int8":
             dataset = _calibration_dataset(representative_images, size, graph_dtype)
             converter.representative_dataset = dataset
@@ -111,6 +104,19 @@ def convert(
         flatbuffer = _raw_uint8_input(flatbuffer)
     check_builtin_only(flatbuffer)
     return flatbuffer
+
+
+def builtin_converter(saved_model_dir: str, quantization: str = "none"):
+    """A ``TFLiteConverter`` of ``saved_model_dir``'s ``serving_default``: builtin operators
+    only, with ``quantization``'s optimisation set (``none``, ``float16``, ``dynamic``; ``int8``
+    also needs its representative dataset, set by the caller)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter
 
 
 def _raw_uint8_input(flatbuffer: bytes) -> bytes:
