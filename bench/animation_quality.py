@@ -29,8 +29,10 @@ for TFLite and ONNX Runtime (Keras and SavedModel use TensorFlow's own pools).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -75,7 +77,8 @@ def latency(model, export_dir: str, runs: int) -> list[tuple[str, float]]:
         gen.export_generator(model, export_dir, log=lambda *_: None)
     images, keypoints = gen.parity_inputs(model, 1)
     runners = {"keras": gen.KerasGeneratorRunner(model)}
-    manifest = __import__("json").load(open(os.path.join(export_dir, "generator.json")))
+    with open(os.path.join(export_dir, "generator.json")) as f:
+        manifest = json.load(f)
     for key, rel in manifest["files"].items():
         runners[key] = gen.load_generator(os.path.join(export_dir, rel), num_threads=1)
     rows = []
@@ -113,8 +116,6 @@ def main() -> None:
     for name, row in quality(model, frames, point_map).items():
         named = f"{row['akd_named']:>14.2f}" if "akd_named" in row else f"{'-':>14}"
         print(f"{name:<14}{row['l1']:>8.4f}{row['psnr']:>9.2f}{row['akd']:>8.2f}{named}")
-    import tempfile  # noqa: PLC0415
-
     with tempfile.TemporaryDirectory() as scratch:
         export_dir = a.export_dir or os.path.join(scratch, "generator")
         print(f"\ngenerator latency, batch 1 ({size} px): median of {a.runs} calls")
