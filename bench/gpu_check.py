@@ -2,7 +2,7 @@ r"""One-command check of a GPU machine with JAX or PyTorch and no TensorFlow (8 
 
     KERAS_BACKEND=jax python bench/gpu_check.py --data_dir=faces --points=le,re,n,lm,rm
     python bench/gpu_check.py --backend=torch --data_dir=faces --points=le,re,n,lm,rm
-    python bench/gpu_check.py --smoke --data_dir=D --points=a,b     # tiny, on a CPU, ~1 min
+    python bench/gpu_check.py --smoke --data_dir=D --points=a,b     # tiny, on a CPU
 
 ``--data_dir`` is an annotated folder (``landmarks.csv`` with a ``split`` column, e.g.
 ``../shared/data/ytfaces``). Prints, as Markdown tables:
@@ -42,10 +42,12 @@ def _args():
     p.add_argument("--train_perceptual", default="l2", help="of the training (no ImageNet file offline)")
     p.add_argument("--train_minutes", type=float, default=5.0)
     p.add_argument("--steps", type=int, default=10, help="timed steps per row")
-    p.add_argument("--smoke", action="store_true", help="32 px, batches 2,4, 3 steps, 0.1-minute training")
+    p.add_argument("--width", type=int, default=32, help="of the step timings' detector and generator")
+    p.add_argument("--smoke", action="store_true",
+                   help="a run-through on a CPU: 32 px, width 8, batch 2, 3 steps, 0.1-minute training")
     a = p.parse_args()
     if a.smoke:
-        a.image_size, a.batches, a.steps, a.train_minutes = 32, "2,4", 3, 0.1
+        a.image_size, a.width, a.batches, a.steps, a.train_minutes = 32, 8, "2", 3, 0.1
     return a
 
 
@@ -89,7 +91,7 @@ def step_table(a) -> float:
                 "mask": np.ones((batch, a.image_size, a.image_size, 1), "float32")}
         for precision in ("float32", "mixed_bfloat16"):
             for jit in (True, False):
-                cfg = LandmarkConfig(image_size=a.image_size, perceptual=a.perceptual, batch_size=batch)
+                cfg = LandmarkConfig(image_size=a.image_size, width=a.width, perceptual=a.perceptual, batch_size=batch)
                 if memory:
                     memory[0]()
                 model = training.build_model(cfg, mixed_precision=precision, jit_compile=jit)

@@ -7,10 +7,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+
+# The JAX subprocesses (tests/test_backends.py: the backend-neutral tests, the GPU check's
+# smoke run) compile some 160 small XLA programs each, mostly the same ones (every weight's
+# initializer, the layers' ops): JAX's persistent compilation cache lets a later process, or
+# run, load them instead (a test took 37 s cold and 10 s warm on the 2-core AVX-512 machine,
+# 2026-12-07). XLA keys the cache by program, flags and device, so a hit is the same program.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(),
+                                                                 f"keras_landmarks_tests_jax_cache_{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 
 class _PathFinderWithoutTensorFlow:

@@ -174,9 +174,9 @@ def test_keras_round_trip_keeps_outputs_and_alpha(tmp_path):
 
 
 def test_loss_falls_on_a_fixed_batch():
-    model = _compiled(lr=3e-3)  # 120 steps (was 240 at 2e-3: the same assertion, half the time)
+    model = _compiled(lr=3e-3)  # 45 steps: the loss is at ~0.2x after 15 and 30 (JAX, 2026-12-07)
     data = _batch(mask=False)
-    history = model.fit(_repeated(data, 15), batch_size=4, epochs=8, shuffle=False, verbose=0).history["loss"]
+    history = model.fit(_repeated(data, 15), batch_size=4, epochs=3, shuffle=False, verbose=0).history["loss"]
     assert np.all(np.isfinite(history))
     assert history[-1] < 0.5 * history[0], history
 
