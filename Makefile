@@ -16,9 +16,8 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) trainers/demo.py --logdir=runs/demo
 
-# Test suite (CPU, generated data only), on every core with pytest-xdist: 339 tests in 11-13.5 min on the
-# 2-core AVX-512 machine, 2026-12-03 (11 min 33 s for the last run; with the JAX and PyTorch subprocess tests, ~4 min of it);
-# 309 tests took 5 min 13 s there on 2026-12-02, 12 min 38 s on a slower machine of the same kind.
+# Test suite (CPU, generated data only), on every core with pytest-xdist: 473 tests in 10 min 39 s on the
+# 2-core AVX-512 machine, quiet, 2026-12-07 (12 min 30 s before that day's cuts; docs/benchmarks.md#the-test-suite).
 # On a 2-core AMD EPYC with AVX2 only (2026-12-04, nothing else running): 339 tests in 21 min 26 s.
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto tests
