@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import tensorflow as tf
 
-from bench.pairs import write_jpegs
+from pairs import write_jpegs  # bench/pairs.py, beside this script (run as python bench/input_bound.py)
 from keras_landmarks import LandmarkConfig, LandmarkModel
 from keras_landmarks.data import folders
 
