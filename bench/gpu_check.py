@@ -134,7 +134,7 @@ def train_and_evaluate(a, folder: str) -> None:
     from keras_landmarks.evaluation import protocol
 
     cfg = preset("folder", image_size=a.image_size, perceptual=a.train_perceptual,
-                 **({"width": 8, "batch_size": 4, "num_landmarks": 3} if a.smoke else {}))
+                 **({"width": a.width, "batch_size": 4, "num_landmarks": 3} if a.smoke else {}))
     logdir = tempfile.mkdtemp(prefix="gpu_check_")
     t = time.perf_counter()
     model = training.train(cfg, dataset="folder", data_dir=folder, steps=1_000_000, logdir=logdir,

@@ -178,7 +178,7 @@ class LandmarkModel(keras.Model):
         share of the global mean); in training, ``alpha`` is updated first and then divides
         the errors."""
         data = _unpack(x)
-        out = self.perceptual_loss(data["future_image"], y_pred["reconstruction"], _mask_of(data),
+        out = self.perceptual_loss(data["future_image"], y_pred["reconstruction"], data.get("mask"),
                                    training=training)
         self._update_trackers(out["errors"], out["alpha"])
         if self.losses:  # weight decay: every replica adds it, so each adds 1/N of it.
@@ -219,7 +219,7 @@ class LandmarkModel(keras.Model):
             return grads if n == 1 else [None if g is None else g / n for g in grads]
 
     def _update_trackers(self, batch_errors, alpha):
-        terms = normalizer.loss_terms(batch_errors, alpha, self.config.loss_scale)
+        terms = normalizer.loss_terms(batch_errors, alpha, self.perceptual_loss.loss_scale)
         self.loss_tracker.update_state(ops.sum(terms))
         for i, tracker in enumerate(self.term_trackers):
             tracker.update_state(terms[i])
@@ -249,13 +249,6 @@ def _unpack(data) -> dict:
     if isinstance(data, (tuple, list)):
         data = data[0]
     return data
-
-
-def _mask_of(data: dict):
-    if "mask" in data:
-        return data["mask"]
-    image = data["future_image"]
-    return ops.ones_like(image[..., :1], dtype="float32")
 
 
 def _own_clipping(optimizer, clipnorm: float) -> None:

@@ -126,7 +126,8 @@ def test_jax_data_parallel_equals_one_device():
 def test_a_plain_optimizer_step_is_clipped_and_is_tensorflow_s_step():
     """Compiled with ``SGD`` without ``clipnorm``, each variable still moves by at most
     ``lr * config.clipnorm`` (the model clips; several variables hit the bound), and the
-    whole step (weights, BatchNorm statistics, alpha) is TensorFlow's on the same batch."""
+    whole step (weights and BatchNorm statistics; alpha is 1 and frozen under the pixel loss
+    ``sgd_step`` uses) is TensorFlow's on the same batch."""
     path = os.path.join(os.environ.get("KERAS_LANDMARKS_TEST_OUT", ""), "tf_step.npz")
     if not os.path.isfile(path):
         pytest.skip("tests/test_backends.py writes TensorFlow's step for this check")

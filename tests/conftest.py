@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import getpass  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -14,12 +15,13 @@ import pytest  # noqa: E402
 
 
 # The JAX subprocesses (tests/test_backends.py: the backend-neutral tests, the GPU check's
-# smoke run) compile some 160 small XLA programs each, mostly the same ones (every weight's
-# initializer, the layers' ops): JAX's persistent compilation cache lets a later process, or
-# run, load them instead (a test took 37 s cold and 10 s warm on the 2-core AVX-512 machine,
-# 2026-12-07). XLA keys the cache by program, flags and device, so a hit is the same program.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(),
-                                                                 f"keras_landmarks_tests_jax_cache_{os.getuid()}"))
+# smoke run) compile ~160 small XLA programs per new model (every weight's initializer, the
+# layers' ops). JAX's persistent compilation cache lets a later process or run load them
+# instead: two of those tests took 37 s with an empty cache and 10 s with a filled one (2-core
+# AVX-512 machine, 2026-12-07); CI starts empty. XLA keys the cache by program, flags and
+# device, so a hit is the same program.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+    tempfile.gettempdir(), f"keras_landmarks_tests_jax_cache_{getpass.getuser()}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 

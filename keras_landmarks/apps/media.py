@@ -78,21 +78,27 @@ def driving_frames(path: str, size: int, fit: str = "crop", max_frames: int | No
         raise ValueError(f"--driving={path}: no readable frame")
 
 
+def capture_fps(capture, default_fps: float = 25.0) -> float:
+    """The frame rate an open ``cv2.VideoCapture`` reports, or ``default_fps`` where it reports
+    none (0, NaN or negative: some containers and frame sequences)."""
+    rate = capture.get(cv2.CAP_PROP_FPS)
+    return rate if rate and np.isfinite(rate) and rate > 0 else default_fps
+
+
 def clip_info(path: str, max_frames: int | None = None, default_fps: float = 25.0) -> tuple[float, int | None]:
     """``(frames per second, frame count)`` of a video or frame folder, from one open of the
-    container: ``default_fps`` for a folder or an unknown rate; the count capped at
-    ``max_frames``, None when the container does not say (for the progress bar)."""
+    video (not the frames' reader's): ``default_fps`` for a folder or an unknown rate; the
+    count capped at ``max_frames``, None when the container does not say (for the progress bar)."""
     fps, count = default_fps, 0
     if os.path.isdir(path):
         count = len(frame_files(path))
     else:
         capture = cv2.VideoCapture(path)
         try:
-            rate = capture.get(cv2.CAP_PROP_FPS)
+            fps = capture_fps(capture, default_fps)
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         finally:
             capture.release()
-        fps = rate if rate and np.isfinite(rate) and rate > 0 else default_fps
     if count and max_frames:
         count = min(count, max_frames)
     return fps, count or None
@@ -136,5 +142,5 @@ def write_strip(tmp: str, output: str, frames: list, strip_frames: int) -> None:
         raise ValueError(f"could not write {output} (is the folder writable?)")
 
 
-__all__ = ["check_driving", "clip_info", "driving_frames", "read_image", "strip_indices",
+__all__ = ["capture_fps", "check_driving", "clip_info", "driving_frames", "read_image", "strip_indices",
            "video_writer", "write_gif", "write_strip"]

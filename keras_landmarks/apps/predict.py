@@ -162,10 +162,12 @@ def _predict_video(runner, path, out_path, batch_size, fit, timer) -> list[tuple
     """Run ``path``'s frames in batches; writes the drawn video to ``out_path``; the CSV rows."""
     import cv2  # noqa: PLC0415
 
+    from keras_landmarks.apps.media import capture_fps  # noqa: PLC0415 (OpenCV, imported when used)
+
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise ValueError(f"--input={path}: OpenCV cannot open this video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    fps = capture_fps(capture)
     writer, rows, index, done = None, [], 0, False
     try:
         while not done:

@@ -161,8 +161,10 @@ def patch_consistency(images, keypoints, radius: int = 2, seed: int = 0) -> dict
 
 
 def reconstruction_loss(model, image, future_image, keypoints, mask=None) -> float:
-    """``LandmarkModel``'s normalised loss (its current alpha) when the renderer draws the
-    target from ``keypoints`` ``[B, K, 2]`` instead of the detector's own."""
+    """``LandmarkModel``'s normalised loss (its current alpha, a Python float) when the renderer
+    draws the target from ``keypoints`` ``[B, K, 2]`` float32 ``(x, y)`` in ``[-1, 1]``
+    (pixel-centre convention) instead of the detector's own. ``image``, ``future_image``:
+    ``[B, H, W, 3]`` float32 in ``[0, 255]``; ``mask``: ``[B, H, W, 1]`` or None (all ones)."""
     reconstruction = model.generate(image, keypoints)
     model.perceptual_loss.load_feature_weights()  # a model loaded from a file reads them when first needed
     loss = model.perceptual_loss(future_image, reconstruction, mask, training=False)["loss"]

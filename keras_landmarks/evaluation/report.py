@@ -77,7 +77,8 @@ def evaluate_saved_model(model_path: str, output_dir: str, intercept: bool = Fal
     ``points`` given, or the CSV header's), normalised by the distance of the first two
     (``eyes``).
     """
-    model = keras.models.load_model(resolve_model_path(model_path))
+    file = resolve_model_path(model_path)
+    model = keras.models.load_model(file)
     size = model.config.image_size
     train, test = annotated_splits(image_size=size, batch_size=batch_size, **source)
     train_det, train_gt, _ = lm_eval.collect(model.detector, train)
@@ -86,7 +87,7 @@ def evaluate_saved_model(model_path: str, output_dir: str, intercept: bool = Fal
     report = lm_eval.evaluate_points(train_det, train_gt, test_det, test_gt, intercept=intercept,
                                      point_names=names, eyes=(0, 1))
     pred = report.pop("predictions")
-    report.update(model=os.path.abspath(resolve_model_path(model_path)), image_size=size,
+    report.update(model=os.path.abspath(file), image_size=size,
                   num_landmarks=model.config.num_landmarks, source=source.get("dataset"))
 
     os.makedirs(output_dir, exist_ok=True)

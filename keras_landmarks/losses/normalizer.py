@@ -45,7 +45,8 @@ def updated_alpha(alpha, batch_errors, rho: float):
 
 
 def current_alpha(alpha, batch_errors):
-    """``alpha`` outside training (``batch_errors`` where it is not yet seen), a gradient constant."""
+    """``[L]`` float32 ``alpha`` outside training (``batch_errors`` ``[L]`` float32 where it is
+    not yet seen, i.e. 0), a gradient constant."""
     alpha, batch_errors = ops.stop_gradient(alpha), ops.stop_gradient(batch_errors)
     return ops.where(alpha > 0, alpha, batch_errors)
 

@@ -80,6 +80,7 @@ class PerceptualLoss(keras.layers.Layer):
             initializer=keras.initializers.Constant(normalizer.initial_alpha(perceptual, self.alpha_init)),
             name="alpha")
         self._rho = normalizer.decay(perceptual, self.alpha_decay)
+        self._alpha_from_model_entry = False  # set by LandmarkModel.load_own_variables (old files)
         self.built = True  # all its state exists: nothing depends on the inputs' shapes
 
     @classmethod
@@ -121,7 +122,7 @@ class PerceptualLoss(keras.layers.Layer):
     def load_own_variables(self, store):
         # Files before issue 28 keep alpha as the model's own variable: LandmarkModel.load_own_variables
         # read it into this layer, and this layer's entry is empty.
-        if not len(store.keys()) and getattr(self, "_alpha_from_model_entry", False):
+        if not len(store.keys()) and self._alpha_from_model_entry:
             return
         super().load_own_variables(store)
 
@@ -135,8 +136,9 @@ class PerceptualLoss(keras.layers.Layer):
 
 
 def global_means(errors: list):
-    """Global batch size and ``[L]`` mean errors over the *global* batch (all replicas of a
-    ``tf.distribute`` strategy; a JAX ``DataParallel`` batch is global already)."""
+    """``(count, means)`` of ``errors``, a list of ``L`` per-example ``[B]`` float32 errors:
+    ``count`` the *global* batch size (a ``[]`` float32; all replicas of a ``tf.distribute``
+    strategy, a JAX ``DataParallel`` batch is global already), ``means`` ``[L]`` float32."""
     local = ops.stack([ops.sum(e) for e in errors])
     count = ops.cast(ops.shape(errors[0])[0], "float32")
     if keras.config.backend() == "tensorflow":

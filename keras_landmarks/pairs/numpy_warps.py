@@ -18,7 +18,8 @@ from keras_landmarks.config import SOURCE_WARP, TARGET_WARP, WarpParams
 from keras_landmarks.pairs import philox
 from keras_landmarks.pairs.tps_basis import IDENTITY_AFFINE, grid_shape, pixel_basis
 
-# As PIPELINE_COARSE_GRID of warps.py (<= 0.09 px from the exact spline at 128 px).
+# The coarse TPS grid of both pipelines (warps.PIPELINE_COARSE_GRID is this; <= 0.09 px from
+# the exact spline at 128 px).
 COARSE_GRID = 33
 
 

@@ -113,9 +113,4 @@ def normal_from_bits(bits: np.ndarray) -> np.ndarray:
     return ndtri((top.astype(np.float64) + 0.5) * 2.0**-23).astype(np.float32)
 
 
-def normal(seed, shape) -> np.ndarray:
-    """``shape`` float32 standard normals of stateless ``seed``: ``warps._normal``."""
-    return normal_from_bits(int32_bits(seed, shape))
-
-
-__all__ = ["int32_bits", "key_counter", "ndtri", "normal", "normal_from_bits", "split_seed"]
+__all__ = ["int32_bits", "key_counter", "ndtri", "normal_from_bits", "split_seed"]
