@@ -124,15 +124,6 @@ def _config(a):
     return with_overrides(preset(name), over)
 
 
-def _train_folder(data_dirs, split):
-    """One temporary folder of links to the ``split`` images of every annotated folder."""
-    folders = [landmarks_csv.split_folder(d, split) for d in data_dirs]
-    for i, folder in enumerate(folders[1:], 1):
-        for name in os.listdir(folder):
-            os.symlink(os.readlink(os.path.join(folder, name)), os.path.join(folders[0], f"{i}_{name}"))
-    return folders[0]
-
-
 def main() -> None:
     a = _args()
     cfg = _config(a)
@@ -161,7 +152,7 @@ def main() -> None:
             where = f"{a.train_video} (video pairs{', TPS' if a.video_tps else ''}) -> {a.data_dir}"
         else:
             pairs = data.training_pairs("folder", **size, **warps,
-                                        data_dir=_train_folder([a.data_dir, *a.extra_train_dir], a.train_split))
+                                        data_dir=landmarks_csv.split_folder([a.data_dir, *a.extra_train_dir], a.train_split))
             where = f"{' + '.join([a.data_dir, *a.extra_train_dir])} ({a.train_split} images)"
         splits = evaluation.annotated_splits("folder", image_size=cfg.image_size, batch_size=250,
                                              data_dir=a.data_dir, points=tuple(a.points.split(",")))

@@ -58,6 +58,8 @@ NORMALIZATIONS = ("batch", "group", "none")  # LandmarkConfig.normalization's va
 
 TARGET_WARP = WarpParams(a=0.001, b=0.005, rotation_deg=0.0, scale=0.0, translation=0.1)
 SOURCE_WARP = WarpParams(a=0.001, b=0.01, rotation_deg=5.0, scale=0.1, translation=0.1)
+# The equivariance term's similarity (losses.equivariance): no TPS part.
+EQUIVARIANCE_WARP = WarpParams(a=0.0, b=0.0, rotation_deg=10.0, scale=0.1, translation=0.1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +100,12 @@ class LandmarkConfig:
       seed: seed of data randomness and initialisation.
       target_warp: TPS warp of the static-image pairs' target ``x'``.
       source_warp: TPS warp composed with the target's to make the source ``x``.
+      equivariance_weight: weight of the detector's equivariance term (not in the paper;
+        ``losses.equivariance``): ``weight * loss_scale * mean_k |M q - p|^2`` in normalised
+        units, ``p`` the points on ``x'``, ``q`` on ``x'`` warped by a random similarity ``M``.
+        0: off (official); costs one more detector pass per step.
+      equivariance_warp: the similarity ``M`` (rotation, scale, translation; its TPS ``a`` and
+        ``b`` must be 0).
     """
 
     image_size: int = 128
@@ -123,6 +131,8 @@ class LandmarkConfig:
     seed: int = 0
     target_warp: WarpParams = TARGET_WARP
     source_warp: WarpParams = SOURCE_WARP
+    equivariance_weight: float = 0.0
+    equivariance_warp: WarpParams = EQUIVARIANCE_WARP
 
     def __post_init__(self):
         if self.stem_stride not in (1, 2):
@@ -144,6 +154,11 @@ class LandmarkConfig:
             raise ValueError(f"gaussian_mode must be 'rot' or 'paper', got {self.gaussian_mode!r}")
         if not 0.0 <= self.weight_ema < 1.0:
             raise ValueError(f"weight_ema must be in [0, 1) (0: off), got {self.weight_ema}")
+        if not self.equivariance_weight >= 0.0:
+            raise ValueError(f"equivariance_weight must be >= 0 (0: off), got {self.equivariance_weight}")
+        if self.equivariance_warp.a or self.equivariance_warp.b:
+            raise ValueError("equivariance_warp is a similarity: its TPS parts a and b must be 0, got "
+                             f"a={self.equivariance_warp.a}, b={self.equivariance_warp.b}")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
         if len(self.alpha_init) != len(PERCEPTUAL_LAYERS):
@@ -176,7 +191,7 @@ class LandmarkConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "LandmarkConfig":
         d = dict(d)
-        for key in ("target_warp", "source_warp"):
+        for key in ("target_warp", "source_warp", "equivariance_warp"):
             if isinstance(d.get(key), dict):
                 d[key] = WarpParams(**d[key])
         if "alpha_init" in d:

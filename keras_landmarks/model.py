@@ -27,8 +27,8 @@ import keras
 from keras import ops
 
 from keras_landmarks.config import LandmarkConfig
-from keras_landmarks.losses import normalizer
-from keras_landmarks.losses.perceptual_loss import PerceptualLoss
+from keras_landmarks.losses import equivariance, normalizer
+from keras_landmarks.losses.perceptual_loss import PerceptualLoss, global_means
 from keras_landmarks.networks import GaussianMaps, build_detector, build_encoder, build_renderer
 
 # The file a training run keeps its model in (training.rundir lays out the rest of a logdir).
@@ -93,6 +93,12 @@ class LandmarkModel(keras.Model):
         self.perceptual_loss = PerceptualLoss.for_config(cfg, name="perceptual_loss", _from_file=_from_file)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.term_trackers = [keras.metrics.Mean(name=f"loss_{n}") for n in self.loss_layers]
+        # The optional equivariance term (config.equivariance_weight; losses.equivariance):
+        # created only when on, so files of models without it keep their layout.
+        self.equivariance_seed = self.equivariance_tracker = None
+        if cfg.equivariance_weight:
+            self.equivariance_seed = keras.random.SeedGenerator(cfg.seed + 1, name="equivariance_seed")
+            self.equivariance_tracker = keras.metrics.Mean(name="loss_equivariance")
 
     @property
     def alpha(self):
@@ -106,15 +112,27 @@ class LandmarkModel(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, *self.term_trackers]
+        extra = [self.equivariance_tracker] if self.equivariance_tracker is not None else []
+        return [self.loss_tracker, *self.term_trackers, *extra]
 
     def call(self, inputs, training=False):
-        detected = self.detector(inputs["future_image"], training=training)
-        keypoints = detected["keypoints"]
+        """Training with ``config.equivariance_weight`` also returns ``"equivariance_errors"``:
+        ``[B]`` float32 (``losses.equivariance.per_example_errors``); the detector then sees
+        the targets and their warped copies as one ``[2B]`` batch."""
+        target = inputs["future_image"]
+        extra = {}
+        if training and self.equivariance_seed is not None:
+            matrices = equivariance.random_similarities(self.equivariance_seed, ops.shape(target)[0],
+                                                        self.config.equivariance_warp)
+            both = ops.concatenate([target, equivariance.warp_images(target, matrices)], axis=0)
+            keypoints, warped = ops.split(self.detector(both, training=training)["keypoints"], 2, axis=0)
+            extra["equivariance_errors"] = equivariance.per_example_errors(keypoints, warped, matrices)
+        else:
+            keypoints = self.detector(target, training=training)["keypoints"]
         appearance = self.appearance_encoder(inputs["image"], training=training)
         maps = self.gaussian_maps(keypoints)
         reconstruction = self.renderer([appearance, maps], training=training)
-        return {"reconstruction": reconstruction, "keypoints": keypoints}
+        return {"reconstruction": reconstruction, "keypoints": keypoints, **extra}
 
     # -- the generator as a feature ---------------------------------------------------
 
@@ -174,16 +192,25 @@ class LandmarkModel(keras.Model):
         return super().make_test_function(force)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The batch's EMA-normalised loss plus the weight decay (a scalar, this replica's
-        share of the global mean); in training, ``alpha`` is updated first and then divides
-        the errors."""
+        """The batch's EMA-normalised loss, the equivariance term when ``y_pred`` has its
+        errors (training with ``config.equivariance_weight``), plus the weight decay (a
+        scalar, this replica's share of the global mean); in training, ``alpha`` is updated
+        first and then divides the errors."""
         data = _unpack(x)
         out = self.perceptual_loss(data["future_image"], y_pred["reconstruction"], data.get("mask"),
                                    training=training)
-        self._update_trackers(out["errors"], out["alpha"])
+        loss = out["loss"]
+        equivariance_term = None
+        if "equivariance_errors" in y_pred:
+            errors = y_pred["equivariance_errors"]
+            count, means = global_means([errors])
+            weight = self.config.equivariance_weight * self.perceptual_loss.loss_scale
+            equivariance_term = weight * means[0]
+            loss = loss + weight * ops.sum(errors) / count  # this replica's share
+        self._update_trackers(out["errors"], out["alpha"], equivariance_term)
         if self.losses:  # weight decay: every replica adds it, so each adds 1/N of it.
-            return out["loss"] + ops.sum(ops.stack(self.losses)) / _num_replicas()
-        return out["loss"]
+            return loss + ops.sum(ops.stack(self.losses)) / _num_replicas()
+        return loss
 
     if keras.config.backend() == "tensorflow":
         def train_step(self, data):
@@ -218,9 +245,13 @@ class LandmarkModel(keras.Model):
             grads = [None if g is None else tf.clip_by_norm(g, ops.cast(bound, g.dtype)) for g in grads]
             return grads if n == 1 else [None if g is None else g / n for g in grads]
 
-    def _update_trackers(self, batch_errors, alpha):
+    def _update_trackers(self, batch_errors, alpha, equivariance_term=None):
         terms = normalizer.loss_terms(batch_errors, alpha, self.perceptual_loss.loss_scale)
-        self.loss_tracker.update_state(ops.sum(terms))
+        total = ops.sum(terms)
+        if equivariance_term is not None:
+            self.equivariance_tracker.update_state(equivariance_term)
+            total = total + equivariance_term
+        self.loss_tracker.update_state(total)
         for i, tracker in enumerate(self.term_trackers):
             tracker.update_state(terms[i])
 

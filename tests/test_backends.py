@@ -3,7 +3,8 @@
 One subprocess per backend (``KERAS_BACKEND`` is read once per process) runs, with
 TensorFlow hidden (``conftest.py``): ``test_model.py``'s backend-neutral tests (alpha's closed
 form, zero gradient under the mask, the loss falling on a fixed batch, the ``.keras`` round
-trip, the loss's gradients) and ``backend_checks.py`` (a resumed ``training.train`` run on the
+trip, the loss's gradients), ``test_equivariance.py`` (the in-graph warp and its term, a fit
+with the term's random warps) and ``backend_checks.py`` (a resumed ``training.train`` run on the
 NumPy data path; JAX ``DataParallel`` over two host CPUs equal to one device; one step with a
 plain optimizer equal to TensorFlow's, written here first: the model clips on every backend). Here, under TensorFlow, the
 ``.keras`` file that run saved must load, give the keypoints it gave there, and export to
@@ -41,7 +42,8 @@ def _run_on(backend: str, out: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, KERAS_BACKEND=backend, KERAS_LANDMARKS_TEST_WITHOUT_TF="1",
                KERAS_LANDMARKS_TEST_OUT=out, XLA_FLAGS="--xla_force_host_platform_device_count=2",
                PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "tests"), os.environ.get("PYTHONPATH", "")]))
-    tests = [f"tests/test_model.py::{name}" for name in BACKEND_NEUTRAL] + ["tests/backend_checks.py"]
+    tests = [f"tests/test_model.py::{name}" for name in BACKEND_NEUTRAL] + ["tests/test_equivariance.py",
+                                                                                "tests/backend_checks.py"]
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
                            "-W", "ignore::DeprecationWarning", *tests],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)

@@ -207,6 +207,23 @@ def test_csv_split_and_point_selection(tmp_path):
     assert out[0]["landmarks"].shape == (3, 1, 2)  # train rows 0, 2, 4 all readable
 
 
+def test_split_folder_links_the_split_of_one_or_several_annotated_folders(tmp_path):
+    from keras_landmarks.data import landmarks_csv
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    _annotated_tree(one), _annotated_tree(two)
+    train = [str(d / f"imgs/{i}.png") for d in (one,) for i in (0, 2, 4)]  # the CSV's train rows
+    out = landmarks_csv.split_folder(str(one), "train")
+    assert [os.readlink(os.path.join(out, n)) for n in sorted(os.listdir(out))] == train
+    both = landmarks_csv.split_folder([str(one), str(two)], "train")
+    links = {n: os.readlink(os.path.join(both, n)) for n in os.listdir(both)}
+    assert sorted(links.values()) == sorted(train + [t.replace(str(one), str(two)) for t in train])
+    assert len(links) == 6  # no name of the second folder overwrote one of the first
+    with pytest.raises(ValueError, match="csv_path"):
+        landmarks_csv.split_folder([str(one), str(two)], "train", csv_path=str(one / "landmarks.csv"))
+
+
 @pytest.mark.parametrize("text,error", [
     ("name,x0,y0\na.png,1,2\n", "line 1: the header must have a 'file' column"),
     ("file,x0,y0,x1\na.png,1,2,3\n", "line 1: 3 coordinate columns"),

@@ -140,19 +140,25 @@ def annotated_rows(data_dir: str, csv_path: str | None = None, split: str | None
     return [p for p, ok in zip(paths, present) if ok], landmarks[present], names, stats
 
 
-def split_folder(data_dir: str, split: str, csv_path: str | None = None) -> str:
+def split_folder(data_dir, split: str, csv_path: str | None = None) -> str:
     """A new temporary folder of symbolic links to the images of the CSV's ``split`` rows
     (removed at exit; the images stay): a ``folder`` source that trains on one split only,
-    e.g. the train split of an annotated set without its labels."""
+    e.g. the train split of an annotated set without its labels. ``data_dir`` may be a list
+    of annotated folders (each with its own ``landmarks.csv``; no ``csv_path`` then): their
+    ``split`` images all go into the one folder."""
     import atexit  # noqa: PLC0415
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    paths = annotated_rows(data_dir, csv_path, split)[0]
+    dirs = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
+    if len(dirs) > 1 and csv_path is not None:
+        raise ValueError("split_folder: csv_path names one folder's CSV; give one data_dir with it")
     out = tempfile.mkdtemp(prefix=f"landmarks_{split}_")
     atexit.register(shutil.rmtree, out, True)
-    for i, src in enumerate(paths):
-        os.symlink(os.path.abspath(src), os.path.join(out, f"{i:06d}{os.path.splitext(src)[1]}"))
+    for d, folder in enumerate(dirs):
+        for i, src in enumerate(annotated_rows(folder, csv_path, split)[0]):
+            name = f"{i:06d}{os.path.splitext(src)[1]}" if d == 0 else f"{d}_{i:06d}{os.path.splitext(src)[1]}"
+            os.symlink(os.path.abspath(src), os.path.join(out, name))
     return out
 
 
