@@ -44,6 +44,7 @@ def random_similarities(seed, batch_size, params: WarpParams):
 
 def apply(matrices, points):
     """``[B, K, 2]`` points ``p = A q + t`` for ``[B, 2, 3]`` ``matrices`` and ``[B, K, 2]`` ``points`` q."""
+    matrices, points = ops.convert_to_tensor(matrices, "float32"), ops.convert_to_tensor(points, "float32")
     return ops.einsum("bij,bkj->bki", matrices[:, :, :2], points) + matrices[:, None, :, 2]
 
 
@@ -57,22 +58,23 @@ def warp_images(images, matrices):
       ``[B, S, S, C]``, bilinear, the border reflected (no black corners for the detector
       to key on), ``images``' dtype.
     """
-    size = images.shape[1]
+    size, dtype = images.shape[1], keras.backend.standardize_dtype(images.dtype)
     half = (size - 1) / 2.0  # pixel = half * (normalised + 1) (geometry's convention)
+    matrices = ops.convert_to_tensor(matrices, "float32")
     a, t = matrices[:, :, :2], matrices[:, :, 2]
     # In pixels: p_pix = A q_pix + half * (t + 1 - A 1).
     offset = half * (t + 1.0 - ops.sum(a, axis=-1))
     zeros = ops.zeros_like(offset[:, :1])
     rows = ops.concatenate([a[:, 0], offset[:, :1], a[:, 1], offset[:, 1:], zeros, zeros], axis=-1)
-    warped = ops.image.affine_transform(ops.cast(images, "float32"), rows, interpolation="bilinear",
+    warped = ops.image.affine_transform(ops.convert_to_tensor(images, "float32"), rows, interpolation="bilinear",
                                         fill_mode="reflect", data_format="channels_last")
-    return ops.cast(warped, images.dtype)
+    return ops.cast(warped, dtype)
 
 
 def per_example_errors(points, warped_points, matrices):
     """``[B]`` float32 ``mean_k |M q - p|^2``: ``points`` p ``[B, K, 2]`` on the images,
     ``warped_points`` q ``[B, K, 2]`` on ``warp_images(images, matrices)``."""
-    diff = apply(matrices, ops.cast(warped_points, "float32")) - ops.cast(points, "float32")
+    diff = apply(matrices, warped_points) - ops.convert_to_tensor(points, "float32")
     return ops.mean(ops.sum(ops.square(diff), axis=-1), axis=-1)
 
 
