@@ -291,8 +291,10 @@ PRESETS: dict[str, dict] = {
     # dataset's own preset (the paper's 128 px VGG recipe).
     "real_faces": {"image_size": 32, "width": 16, "perceptual": "l2", "batch_size": 16},
     # In-the-wild faces (loose crops, the pretrained "faces" detector): real_faces at 64 px with a
-    # stride-2 stem, the same compute per step (BUILD.md, "Experiment log: faces in the wild").
-    "faces": {"image_size": 64, "stem_stride": 2, "width": 16, "perceptual": "l2", "batch_size": 16},
+    # stride-2 stem (the same compute per step), 30 points, a weight average and the equivariance
+    # term (BUILD.md, "Presets for real faces"; docs/experiments.md, "faces in the wild").
+    "faces": {"image_size": 64, "stem_stride": 2, "width": 16, "perceptual": "l2", "batch_size": 16,
+              "num_landmarks": 30, "weight_ema": 0.999, "equivariance_weight": 10000.0},
     # make demo's model (trainers/demo.py's defaults): toy faces in 11 CPU minutes (BUILD.md, "The demo").
     "demo": {"image_size": 64, "width": 16, "num_landmarks": 64, "perceptual": "l2", "batch_size": 16,
              "learning_rate": 2e-3, "weight_ema": 0.99, "gaussian_sigma": 0.15},
