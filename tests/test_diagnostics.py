@@ -228,7 +228,7 @@ def test_patch_consistency_is_high_on_one_kind_of_feature_and_zero_on_random_pla
 
 
 def test_the_verdict_follows_its_documented_thresholds():
-    ok = {"consistency_ratio": 0.3, "patch_gain": 0.2, "spread_px": [1.0, 2.0], "collapsed": 0, "reliance": 2.0}
+    ok = {"consistency_ratio": 0.6, "patch_gain": 0.2, "spread_px": [1.0, 2.0], "collapsed": 0, "reliance": 2.0}
     assert diag.verdict(ok) == "learning"
     assert diag.verdict({**ok, "consistency_ratio": diag.NOT_LEARNING_CONSISTENCY}) == "not learning"
     assert diag.verdict({**ok, "consistency_ratio": diag.LEARNING_CONSISTENCY}) == "unclear"
@@ -236,3 +236,9 @@ def test_the_verdict_follows_its_documented_thresholds():
     assert diag.verdict({**ok, "patch_gain": diag.LEARNING_PATCH_GAIN - 1e-3}) == "unclear"
     assert diag.verdict({**ok, "collapsed": 2}) == "not learning"
     assert diag.verdict({**ok, "reliance": 1.01}) == "not learning"
+    # Points that follow the content closely (an equivariance-trained detector) are learning even
+    # before they sit on one kind of patch or the renderer uses them; not when all collapsed.
+    close = {**ok, "consistency_ratio": diag.FOLLOWS_CONTENT - 1e-3, "patch_gain": -0.02, "reliance": 1.0}
+    assert diag.verdict(close) == "learning"
+    assert diag.verdict({**close, "consistency_ratio": diag.FOLLOWS_CONTENT}) == "not learning"
+    assert diag.verdict({**close, "collapsed": 2}) == "not learning"

@@ -210,20 +210,27 @@ NOT_LEARNING_CONSISTENCY = 0.95  # points barely move with the content (ratio at
 LEARNING_PATCH_GAIN = 0.07  # each point sits on one kind of patch (gain at or above)
 NOT_LEARNING_PATCH_GAIN = 0.05  # patches no more alike than random places (gain below)
 MIN_RELIANCE = 1.1  # the renderer uses the keypoints
+FOLLOWS_CONTENT = 0.5  # points follow the content closely (ratio below): learning, whatever the patches say
 
 
 def verdict(d: dict) -> str:
     """``"learning"``, ``"not learning"`` or ``"unclear"`` from ``diagnose``'s values.
 
     Not learning: the points do not follow the image under ``CONSISTENCY_WARP`` (ratio >=
-    ``NOT_LEARNING_CONSISTENCY``), or do not sit on one kind of patch (gain <
-    ``NOT_LEARNING_PATCH_GAIN``), or every keypoint is collapsed, or the renderer ignores
-    them (reliance < ``MIN_RELIANCE``). Learning: ratio < ``LEARNING_CONSISTENCY`` and gain
-    >= ``LEARNING_PATCH_GAIN``. Anything else is unclear: check a few labelled images.
+    ``NOT_LEARNING_CONSISTENCY``), or every keypoint is collapsed. Learning: the points follow
+    it closely (ratio < ``FOLLOWS_CONTENT``: an equivariance-trained detector, whose points
+    track the object before the renderer uses them or they settle on one kind of patch).
+    Otherwise not learning if they do not sit on one kind of patch (gain <
+    ``NOT_LEARNING_PATCH_GAIN``) or the renderer ignores them (reliance < ``MIN_RELIANCE``);
+    learning if ratio < ``LEARNING_CONSISTENCY`` and gain >= ``LEARNING_PATCH_GAIN``.
+    Anything else is unclear: check a few labelled images.
     """
     k = len(d["spread_px"])
-    if (d["consistency_ratio"] >= NOT_LEARNING_CONSISTENCY or d["patch_gain"] < NOT_LEARNING_PATCH_GAIN
-            or d["collapsed"] == k or d["reliance"] < MIN_RELIANCE):
+    if d["consistency_ratio"] >= NOT_LEARNING_CONSISTENCY or d["collapsed"] == k:
+        return "not learning"
+    if d["consistency_ratio"] < FOLLOWS_CONTENT:
+        return "learning"
+    if d["patch_gain"] < NOT_LEARNING_PATCH_GAIN or d["reliance"] < MIN_RELIANCE:
         return "not learning"
     if d["consistency_ratio"] < LEARNING_CONSISTENCY and d["patch_gain"] >= LEARNING_PATCH_GAIN:
         return "learning"
@@ -235,7 +242,8 @@ def format_diagnostics(d: dict) -> str:
     k = len(d["spread_px"])
     return (f"{d['verdict'].upper()}: consistency {d['consistency_ratio']:.2f} of a still detector's error "
             f"under a {CONSISTENCY_WARP.scale:.0%} scale / {CONSISTENCY_WARP.rotation_deg:g} deg crop change "
-            f"(< {LEARNING_CONSISTENCY:g}: follows the image; >= {NOT_LEARNING_CONSISTENCY:g}: does not); "
+            f"(< {FOLLOWS_CONTENT:g}: follows it closely; < {LEARNING_CONSISTENCY:g}: follows the image; "
+            f">= {NOT_LEARNING_CONSISTENCY:g}: does not); "
             f"patch gain {d['patch_gain']:.3f} (>= {LEARNING_PATCH_GAIN:g}: each point on one kind of patch; "
             f"< {NOT_LEARNING_PATCH_GAIN:g}: random places); shape ratio {d['shape_ratio']:.2f}; "
             f"equivariance {d['equivariance_px']:.2f} px ({d['equivariance_percent']:.2f} % of the side, "
@@ -245,5 +253,5 @@ def format_diagnostics(d: dict) -> str:
             "(shuffled/own loss; ~1: the keypoints are ignored)")
 
 
-__all__ = ["BORDER_FRACTION", "COLLAPSED_FRACTION", "CONSISTENCY_WARP", "diagnose", "equivariance_error", "format_diagnostics",
+__all__ = ["BORDER_FRACTION", "COLLAPSED_FRACTION", "CONSISTENCY_WARP", "FOLLOWS_CONTENT", "diagnose", "equivariance_error", "format_diagnostics",
            "keypoint_use", "reconstruction_loss", "renderer_reliance", "verdict"]
