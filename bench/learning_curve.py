@@ -19,8 +19,10 @@ chosen (BUILD.md, "Experiment log").
         --points=le,re,n,lm,rm --preset=real_faces --max_minutes=60 --eval_every=1000
 
 Training time excludes the evaluations. ``--logdir`` saves the model at every evaluation
-(``<logdir>/model.keras``) and, run again, resumes from it (step and CPU time carried in
-``<logdir>/curve.json``), so one curve can be continued over several runs. The last line is
+(``<logdir>/model.keras``: with ``--weight_ema`` the average, what the row evaluated, as
+``landmarks-train`` saves it; ``<logdir>/resume.keras``: the raw weights) and, run again,
+resumes from ``resume.keras`` (step and CPU time carried in ``<logdir>/curve.json``), so one
+curve can be continued over several runs. The last line is
 ``error_percent=<last> steps=<n> train_s=<seconds> load=<1-min load average>``.
 """
 
@@ -71,7 +73,11 @@ class Curve(keras.callbacks.Callback):
               f"{d['reliance']:>6.3f} {loss:>10.4g} {d['consistency_ratio']:>6.2f} {d['shape_ratio']:>7.2f} "
               f"{d['patch_gain']:>6.3f}  {d['verdict']}", flush=True)
         if self.logdir:
-            self.model.save(os.path.join(self.logdir, "model.keras"))
+            # model.keras: the weights' average when the run keeps one (what is evaluated,
+            # exported and shipped, as landmarks-train writes it); resume.keras: the raw weights.
+            self.model.save(os.path.join(self.logdir, "resume.keras"))
+            with training.averaged_weights(self.model):
+                self.model.save(os.path.join(self.logdir, "model.keras"))
             with open(os.path.join(self.logdir, "curve.json"), "w") as f:
                 json.dump({"step": step, "train_s": self.train_s}, f)
         if self.max_seconds is not None and self.train_s >= self.max_seconds:
@@ -133,7 +139,8 @@ def main() -> None:
         with open(os.path.join(a.logdir, "curve.json")) as f:
             state = json.load(f)
         start = (state["step"], state["train_s"])
-        model = keras.models.load_model(os.path.join(a.logdir, "model.keras"))
+        resume = os.path.join(a.logdir, "resume.keras")  # logdirs before 2026-12-07: model.keras only
+        model = keras.models.load_model(resume if os.path.exists(resume) else os.path.join(a.logdir, "model.keras"))
         print(f"resuming {a.logdir} at step {start[0]} ({start[1]:.0f} s trained)")
     else:
         model = training.build_model(cfg, mixed_precision=a.mixed_precision)
