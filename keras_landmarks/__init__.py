@@ -23,6 +23,7 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "LandmarkConfig": "keras_landmarks.config",
     "WarpParams": "keras_landmarks.config",
+    "SimilarityParams": "keras_landmarks.config",
     "preset": "keras_landmarks.config",
     "LandmarkModel": "keras_landmarks.model",
     "GaussianMaps": "keras_landmarks.networks",

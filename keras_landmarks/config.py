@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import typing
 
@@ -58,8 +57,24 @@ NORMALIZATIONS = ("batch", "group", "none")  # LandmarkConfig.normalization's va
 
 TARGET_WARP = WarpParams(a=0.001, b=0.005, rotation_deg=0.0, scale=0.0, translation=0.1)
 SOURCE_WARP = WarpParams(a=0.001, b=0.01, rotation_deg=5.0, scale=0.1, translation=0.1)
-# The equivariance term's similarity (losses.equivariance): no TPS part.
-EQUIVARIANCE_WARP = WarpParams(a=0.0, b=0.0, rotation_deg=10.0, scale=0.1, translation=0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimilarityParams:
+    """Random similarity of the equivariance term (``losses.equivariance``); normal draws.
+
+    Attributes:
+      rotation_deg: std of the rotation, degrees.
+      scale: std of the scale around 1 (the scale is kept >= 0.5).
+      translation: std of the translation per axis, normalised units.
+    """
+
+    rotation_deg: float = 10.0
+    scale: float = 0.1
+    translation: float = 0.1
+
+
+EQUIVARIANCE_WARP = SimilarityParams()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +119,7 @@ class LandmarkConfig:
         ``losses.equivariance``): ``weight * loss_scale * mean_k |M q - p|^2`` in normalised
         units, ``p`` the points on ``x'``, ``q`` on ``x'`` warped by a random similarity ``M``.
         0: off (official); costs one more detector pass per step.
-      equivariance_warp: the similarity ``M`` (rotation, scale, translation; its TPS ``a`` and
-        ``b`` must be 0).
+      equivariance_warp: the random similarity ``M`` of that term.
     """
 
     image_size: int = 128
@@ -132,7 +146,7 @@ class LandmarkConfig:
     target_warp: WarpParams = TARGET_WARP
     source_warp: WarpParams = SOURCE_WARP
     equivariance_weight: float = 0.0
-    equivariance_warp: WarpParams = EQUIVARIANCE_WARP
+    equivariance_warp: SimilarityParams = EQUIVARIANCE_WARP
 
     def __post_init__(self):
         if self.stem_stride not in (1, 2):
@@ -156,9 +170,6 @@ class LandmarkConfig:
             raise ValueError(f"weight_ema must be in [0, 1) (0: off), got {self.weight_ema}")
         if not self.equivariance_weight >= 0.0:
             raise ValueError(f"equivariance_weight must be >= 0 (0: off), got {self.equivariance_weight}")
-        if self.equivariance_warp.a or self.equivariance_warp.b:
-            raise ValueError("equivariance_warp is a similarity: its TPS parts a and b must be 0, got "
-                             f"a={self.equivariance_warp.a}, b={self.equivariance_warp.b}")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
         if len(self.alpha_init) != len(PERCEPTUAL_LAYERS):
@@ -191,9 +202,13 @@ class LandmarkConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "LandmarkConfig":
         d = dict(d)
-        for key in ("target_warp", "source_warp", "equivariance_warp"):
+        ew = d.get("equivariance_warp")
+        if isinstance(ew, dict) and not ew.get("a") and not ew.get("b"):  # first files: a WarpParams, a = b = 0
+            d["equivariance_warp"] = {k: v for k, v in ew.items() if k not in ("a", "b")}
+        for key, kind in (("target_warp", WarpParams), ("source_warp", WarpParams),
+                          ("equivariance_warp", SimilarityParams)):
             if isinstance(d.get(key), dict):
-                d[key] = WarpParams(**d[key])
+                d[key] = kind(**d[key])
         if "alpha_init" in d:
             d["alpha_init"] = tuple(d["alpha_init"])
         return cls(**d)
@@ -259,23 +274,9 @@ def with_overrides(cfg: LandmarkConfig, overrides: dict) -> LandmarkConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-# Renamed data sources: old name -> its name (issue 29). Here, not in ``data``, because the
-# presets are keyed by source name and this module imports nothing of the package's.
-DEPRECATED_SOURCES = {"image_folder": "folder"}
-_warned: set[str] = set()
-
-
-def source_name(name: str, *, warn: bool = True) -> str:
-    """The name of source ``name``: itself, or for a deprecated name (``DEPRECATED_SOURCES``)
-    the new one, with one deprecation line per old name and process (``warn``)."""
-    new = DEPRECATED_SOURCES.get(name)
-    if new is None:
-        return name
-    if warn and name not in _warned:
-        _warned.add(name)
-        logging.getLogger(__name__).warning(
-            "source name %r is deprecated: use %r (the same folder source in every program)", name, new)
-    return new
+# Renamed data sources (issue 29): in ``_internal.sources`` (no package imports), re-exported
+# here because the presets are keyed by source name.
+from keras_landmarks._internal.sources import DEPRECATED_SOURCES, source_name  # noqa: E402, F401
 
 
 # Presets: the fields that differ from the defaults, one per data source (the trainer's

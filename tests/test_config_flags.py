@@ -23,7 +23,7 @@ from absl import flags
 from keras_landmarks import config, data
 from keras_landmarks.cli import _config_flags
 from keras_landmarks.cli._flags import define_enum_with_aliases
-from keras_landmarks.config import PRESETS, LandmarkConfig, WarpParams, override_fields, preset
+from keras_landmarks.config import PRESETS, LandmarkConfig, SimilarityParams, WarpParams, override_fields, preset
 from keras_landmarks.data import options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,7 +81,8 @@ OTHER = {name: _other(name, value) for name, value in _leaves(BASE).items()}
 def test_the_flags_are_every_leaf_of_the_config_each_with_help():
     assert set(override_fields()) == set(_leaves(LandmarkConfig()))
     assert {f for f in override_fields() if "." in f} == {
-        f"{w}.{f.name}" for w in ("target_warp", "source_warp") for f in dataclasses.fields(WarpParams)}
+        f"{w}.{f.name}" for w in ("target_warp", "source_warp") for f in dataclasses.fields(WarpParams)} | {
+        f"equivariance_warp.{f.name}" for f in dataclasses.fields(SimilarityParams)}
     for name in override_fields():
         assert len(_config_flags.field_help(name)) > 10, f"document {name} in the Attributes: docstring"
 
@@ -177,7 +178,9 @@ def test_data_flags_reach_the_source_and_are_checked_against_it():
 
 
 def test_the_old_folder_name_is_the_folder_source_with_one_deprecation_line(caplog, monkeypatch):
-    monkeypatch.setattr(config, "_warned", set())  # the names' home (data re-exports source_name)
+    from keras_landmarks._internal import sources
+
+    monkeypatch.setattr(sources, "_warned", set())  # the names' home (config and data re-export source_name)
     with caplog.at_level(logging.WARNING, logger="keras_landmarks.config"):
         assert [data.source_name(n) for n in ("image_folder", "image_folder", "folder")] == ["folder"] * 3
     assert [r.getMessage() for r in caplog.records] == [

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_landmarks import LandmarkConfig, LandmarkModel
-from keras_landmarks.config import WarpParams
+from keras_landmarks.config import SimilarityParams
 from keras_landmarks.losses import equivariance
 
 S = 33  # odd: pixel 16 is the centre, normalised 0
@@ -34,7 +34,7 @@ def _centroid(images):
     return pix / ((size - 1) / 2.0) - 1.0
 
 
-def _matrices(n, seed=0, params=WarpParams(a=0.0, b=0.0, rotation_deg=20.0, scale=0.15, translation=0.1)):
+def _matrices(n, seed=0, params=SimilarityParams(rotation_deg=20.0, scale=0.15, translation=0.1)):
     return keras.ops.convert_to_numpy(
         equivariance.random_similarities(keras.random.SeedGenerator(seed), n, params))
 
@@ -49,7 +49,7 @@ def test_random_similarities_are_scaled_rotations():
     theta = np.degrees(np.arctan2(a[:, 1, 0], a[:, 0, 0]))
     assert 16.0 < theta.std() < 24.0  # N(0, 20 deg), 400 samples: the std within ~10 %
     assert 0.11 < np.sqrt(s2).std() < 0.19 and 0.08 < m[:, :, 2].std() < 0.12
-    none = _matrices(3, params=WarpParams(a=0.0, b=0.0, rotation_deg=0.0, scale=0.0, translation=0.0))
+    none = _matrices(3, params=SimilarityParams(rotation_deg=0.0, scale=0.0, translation=0.0))
     np.testing.assert_allclose(none, np.tile([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], (3, 1, 1)), atol=1e-6)
 
 
@@ -65,7 +65,7 @@ def test_a_blob_on_the_warped_image_maps_back_onto_the_original_blob():
     point ``M q``. Blobs near the centre and mild warps keep the blob off the border."""
     rng = np.random.default_rng(2)
     p = rng.uniform(-0.3, 0.3, (6, 2))
-    m = _matrices(6, seed=3, params=WarpParams(a=0.0, b=0.0, rotation_deg=15.0, scale=0.1, translation=0.1))
+    m = _matrices(6, seed=3, params=SimilarityParams(rotation_deg=15.0, scale=0.1, translation=0.1))
     warped = keras.ops.convert_to_numpy(equivariance.warp_images(_blob(p), m))
     q = _centroid(warped)
     mapped = keras.ops.convert_to_numpy(equivariance.apply(m, q[:, None].astype("float32")))[:, 0]
@@ -91,14 +91,17 @@ def test_per_example_errors_are_the_mean_squared_distance():
                                atol=1e-10)
 
 
-def test_the_config_refuses_a_tps_part_and_a_negative_weight_and_round_trips():
-    with pytest.raises(ValueError, match="equivariance_warp"):
-        LandmarkConfig(equivariance_warp=WarpParams(a=0.001, b=0.0))
+def test_the_config_refuses_a_negative_weight_and_round_trips():
     with pytest.raises(ValueError, match="equivariance_weight"):
         LandmarkConfig(equivariance_weight=-1.0)
     cfg = LandmarkConfig(equivariance_weight=0.5,
-                         equivariance_warp=WarpParams(a=0.0, b=0.0, rotation_deg=3.0, scale=0.2, translation=0.0))
+                         equivariance_warp=SimilarityParams(rotation_deg=3.0, scale=0.2, translation=0.0))
     assert LandmarkConfig.from_json(cfg.to_json()) == cfg
+    # The first files (2026-12-07) stored the similarity as a WarpParams with a = b = 0.
+    first = {**cfg.to_dict(), "equivariance_warp": {"a": 0.0, "b": 0.0, **cfg.to_dict()["equivariance_warp"]}}
+    assert LandmarkConfig.from_dict(first) == cfg
+    with pytest.raises(TypeError):
+        LandmarkConfig.from_dict({**first, "equivariance_warp": {**first["equivariance_warp"], "a": 0.1}})
 
 
 M = 32

@@ -24,15 +24,14 @@ import math
 import keras
 from keras import ops
 
-from keras_landmarks.config import WarpParams
+from keras_landmarks.config import SimilarityParams
 
 
-def random_similarities(seed, batch_size, params: WarpParams):
+def random_similarities(seed, batch_size, params: SimilarityParams):
     """``[batch_size, 2, 3]`` float32 similarity matrices ``[s R(theta) | t]``.
 
     ``theta ~ N(0, params.rotation_deg)`` degrees, ``s = 1 + N(0, params.scale)`` (kept
-    >= 0.5), ``t ~ N(0, params.translation)`` per axis; ``params.a`` / ``b`` (the TPS part)
-    must be 0 (``LandmarkConfig`` checks it). ``seed``: a ``keras.random.SeedGenerator``.
+    >= 0.5), ``t ~ N(0, params.translation)`` per axis. ``seed``: a ``keras.random.SeedGenerator``.
     """
     theta = keras.random.normal((batch_size,), stddev=math.radians(params.rotation_deg), seed=seed)
     scale = ops.maximum(1.0 + keras.random.normal((batch_size,), stddev=params.scale, seed=seed), 0.5)
