@@ -33,7 +33,9 @@ def _args():
 
 
 def _ratios(model, cfg, batches):
-    """Per detector variable ``|g_rec| / |g_eq|`` over ``batches``, and the mean errors."""
+    """``(ratios, rec, eq)``: per detector variable and batch ``|g_rec| / |g_eq|`` (``[V * n]``
+    float64), the mean reconstruction loss and the mean equivariance error (normalised ``[-1, 1]``
+    units squared). ``batches``: training pairs, ``future_image`` ``[B, S, S, 3]`` float32 0-255."""
     import keras
     import tensorflow as tf
 

@@ -20,8 +20,8 @@ chosen (BUILD.md, "Experiment log").
 
 Training time excludes the evaluations. ``--logdir`` saves the model at every evaluation
 (``<logdir>/model.keras``: with ``--weight_ema`` the average, what the row evaluated, as
-``landmarks-train`` saves it; ``<logdir>/resume.keras``: the raw weights) and, run again,
-resumes from ``resume.keras`` (step and CPU time carried in ``<logdir>/curve.json``), so one
+``landmarks-train`` saves it; then ``<logdir>/resume.keras`` holds the raw weights) and, run
+again, resumes from the raw weights (step and CPU time carried in ``<logdir>/curve.json``), so one
 curve can be continued over several runs. The last line is
 ``error_percent=<last> steps=<n> train_s=<seconds> load=<1-min load average>``.
 """
@@ -74,8 +74,10 @@ class Curve(keras.callbacks.Callback):
               f"{d['patch_gain']:>6.3f}  {d['verdict']}", flush=True)
         if self.logdir:
             # model.keras: the weights' average when the run keeps one (what is evaluated,
-            # exported and shipped, as landmarks-train writes it); resume.keras: the raw weights.
-            self.model.save(os.path.join(self.logdir, "resume.keras"))
+            # exported and shipped, as landmarks-train writes it); resume.keras: the raw weights
+            # (without an average model.keras is both, and is what a resume reads).
+            if getattr(self.model.optimizer, "use_ema", False):
+                self.model.save(os.path.join(self.logdir, "resume.keras"))
             with training.averaged_weights(self.model):
                 self.model.save(os.path.join(self.logdir, "model.keras"))
             with open(os.path.join(self.logdir, "curve.json"), "w") as f:
@@ -139,7 +141,7 @@ def main() -> None:
         with open(os.path.join(a.logdir, "curve.json")) as f:
             state = json.load(f)
         start = (state["step"], state["train_s"])
-        resume = os.path.join(a.logdir, "resume.keras")  # logdirs before 2026-12-07: model.keras only
+        resume = os.path.join(a.logdir, "resume.keras")  # runs with a weight average (since 2026-12-07)
         model = keras.models.load_model(resume if os.path.exists(resume) else os.path.join(a.logdir, "model.keras"))
         print(f"resuming {a.logdir} at step {start[0]} ({start[1]:.0f} s trained)")
     else:
