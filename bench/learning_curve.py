@@ -64,10 +64,12 @@ class Curve(keras.callbacks.Callback):
             print(f"loss is {loss} at step {step}: stopping", flush=True)
             self.model.stop_training = True
             return
-        with training.averaged_weights(self.model):  # the weights' average when the run keeps one
+        # Error and diagnostics of the weights' average when the run keeps one (before
+        # 2026-12-07 06:10 UTC the diagnostics columns were of the raw weights).
+        with training.averaged_weights(self.model):
             (tr_det, tr_gt, _), (te_det, te_gt, _) = (lm_eval.collect(self.model.detector, s) for s in self.splits)
+            d = diagnostics.diagnose(self.model, self.probe)
         self.report = r = lm_eval.evaluate_points(tr_det, tr_gt, te_det, te_gt)
-        d = diagnostics.diagnose(self.model, self.probe)
         print(f"{step:>6} {self.train_s:>8.0f} {r['error_percent']:>8.2f} {r['baseline_error_percent']:>10.2f} "
               f"{d['equivariance_px']:>7.2f} {d['mean_spread_px']:>7.2f} {d['collapsed']:>4} "
               f"{d['reliance']:>6.3f} {loss:>10.4g} {d['consistency_ratio']:>6.2f} {d['shape_ratio']:>7.2f} "

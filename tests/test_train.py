@@ -393,6 +393,23 @@ def test_with_weight_ema_model_keras_holds_the_average_and_the_resume_state_the_
         CFG.replace(weight_ema=1.0)
 
 
+def test_with_weight_ema_the_diagnostics_describe_the_average_not_the_raw_weights(tmp_path):
+    from keras_landmarks.evaluation import diagnostics
+
+    cfg, logdir = CFG.replace(weight_ema=0.5, learning_rate=0.05), str(tmp_path / "run")
+    model = training.train(cfg, dataset=_fixed_batches(), steps=4, logdir=logdir, save_every=4,
+                           summary_every=4, image_every=4, verbose=0)  # returns the average
+    sample = {k: v for k, v in next(iter(_fixed_batches()(4, 0))).items()}
+    raw = training.build_model(cfg)
+    raw.load_weights(_latest_weights(os.path.join(logdir, "backup")))
+    want, other = (diagnostics.diagnose(m, sample, seed=(4, 1)) for m in (model, raw))
+    events = read_summaries(os.path.join(logdir, "tensorboard"))
+    keys = ("equivariance_px", "mean_spread_px", "reliance", "consistency_ratio", "shape_ratio")
+    for key in keys:
+        np.testing.assert_allclose(float(events[f"diagnostics/{key}"][4]), want[key], rtol=1e-4, atol=1e-6)
+    assert any(abs(want[k] - other[k]) > 1e-2 * (abs(want[k]) + 1e-3) for k in keys)  # they differ
+
+
 # -- command-line errors -------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_landmarks import geometry
 from keras_landmarks.evaluation import pictures
+from keras_landmarks.training.build import averaged_weights
 from keras_landmarks.training.rundir import current_step
 
 
@@ -23,7 +24,8 @@ class Summaries(keras.callbacks.Callback):
     summary; each term is ``loss_scale * e_l / alpha_l``), ``alpha/<layer>``
     and ``learning_rate``; with a sample, the label-free ``diagnostics/...``
     (``evaluation.diagnostics``: equivariance error in px and %, keypoint spread, collapsed
-    and border keypoints, renderer reliance) on that fixed batch. Images: ``pairs``, one row
+    and border keypoints, renderer reliance) on that fixed batch, of the weights' average
+    when the run keeps one (``cfg.weight_ema``: what ``model.keras`` holds). Images: ``pairs``, one row
     per example of the first ``max_images`` of it: source | target | reconstruction | target
     with the detected landmarks. ``last_diagnostics`` holds the latest values.
 
@@ -50,7 +52,8 @@ class Summaries(keras.callbacks.Callback):
     def write_diagnostics(self, step: int) -> dict:
         from keras_landmarks.evaluation import diagnostics  # noqa: PLC0415
 
-        values = diagnostics.diagnose(self.model, self.sample(), seed=(step, 1))
+        with averaged_weights(self.model):  # what is saved and exported: the average, if kept
+            values = diagnostics.diagnose(self.model, self.sample(), seed=(step, 1))
         for key in ("equivariance_px", "equivariance_percent", "equivariance_ratio", "consistency_ratio",
                     "shape_ratio", "patch_gain", "mean_spread_px", "collapsed", "at_border", "reliance"):
             write_scalar(f"diagnostics/{key}", float(values[key]), step)
