@@ -202,9 +202,6 @@ class LandmarkConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "LandmarkConfig":
         d = dict(d)
-        ew = d.get("equivariance_warp")
-        if isinstance(ew, dict) and not ew.get("a") and not ew.get("b"):  # first files: a WarpParams, a = b = 0
-            d["equivariance_warp"] = {k: v for k, v in ew.items() if k not in ("a", "b")}
         for key, kind in (("target_warp", WarpParams), ("source_warp", WarpParams),
                           ("equivariance_warp", SimilarityParams)):
             if isinstance(d.get(key), dict):
