@@ -64,24 +64,24 @@ class Curve(keras.callbacks.Callback):
             print(f"loss is {loss} at step {step}: stopping", flush=True)
             self.model.stop_training = True
             return
-        # Error and diagnostics of the weights' average when the run keeps one (before
-        # 2026-12-07 06:10 UTC the diagnostics columns were of the raw weights).
+        # resume.keras: the raw weights, when the run keeps an average (without one, model.keras
+        # is both and is what a resume reads).
+        if self.logdir and getattr(self.model.optimizer, "use_ema", False):
+            self.model.save(os.path.join(self.logdir, "resume.keras"))
+        # The error, the diagnostics (before 2026-12-07 06:10 UTC these columns were of the raw
+        # weights) and model.keras are of the weights' average when the run keeps one: what is
+        # exported and shipped, as landmarks-train writes it. One swap in and out per evaluation.
         with training.averaged_weights(self.model):
             (tr_det, tr_gt, _), (te_det, te_gt, _) = (lm_eval.collect(self.model.detector, s) for s in self.splits)
             d = diagnostics.diagnose(self.model, self.probe)
+            if self.logdir:
+                self.model.save(os.path.join(self.logdir, "model.keras"))
         self.report = r = lm_eval.evaluate_points(tr_det, tr_gt, te_det, te_gt)
         print(f"{step:>6} {self.train_s:>8.0f} {r['error_percent']:>8.2f} {r['baseline_error_percent']:>10.2f} "
               f"{d['equivariance_px']:>7.2f} {d['mean_spread_px']:>7.2f} {d['collapsed']:>4} "
               f"{d['reliance']:>6.3f} {loss:>10.4g} {d['consistency_ratio']:>6.2f} {d['shape_ratio']:>7.2f} "
               f"{d['patch_gain']:>6.3f}  {d['verdict']}", flush=True)
-        if self.logdir:
-            # model.keras: the weights' average when the run keeps one (what is evaluated,
-            # exported and shipped, as landmarks-train writes it); resume.keras: the raw weights
-            # (without an average model.keras is both, and is what a resume reads).
-            if getattr(self.model.optimizer, "use_ema", False):
-                self.model.save(os.path.join(self.logdir, "resume.keras"))
-            with training.averaged_weights(self.model):
-                self.model.save(os.path.join(self.logdir, "model.keras"))
+        if self.logdir:  # last: a resume trusts the step only once both models are written
             with open(os.path.join(self.logdir, "curve.json"), "w") as f:
                 json.dump({"step": step, "train_s": self.train_s}, f)
         if self.max_seconds is not None and self.train_s >= self.max_seconds:

@@ -13,6 +13,10 @@ import json
 import math
 import typing
 
+# Renamed data sources (issue 29): their home is ``_internal.sources`` (no package imports);
+# re-exported here because the presets are keyed by source name.
+from keras_landmarks._internal.sources import DEPRECATED_SOURCES, source_name  # noqa: F401
+
 # The loss's official constants (here so that the config and the CLIs' flags read them before
 # TensorFlow starts; ``losses`` imports them).
 # VGG-19 taps of the perceptual loss, in order: the image itself, then conv{1..5}_2.
@@ -61,12 +65,14 @@ SOURCE_WARP = WarpParams(a=0.001, b=0.01, rotation_deg=5.0, scale=0.1, translati
 
 @dataclasses.dataclass(frozen=True)
 class SimilarityParams:
-    """Random similarity of the equivariance term (``losses.equivariance``); normal draws.
+    """Random similarity ``M = [s R | t]`` (``[2, 3]``) of the equivariance term
+    (``losses.equivariance``), normal draws: it maps an ``(x, y)`` point of the warped image,
+    normalised ``[-1, 1]`` pixel-centre (``geometry``), to the point of the original it shows.
 
     Attributes:
       rotation_deg: std of the rotation, degrees.
       scale: std of the scale around 1 (the scale is kept >= 0.5).
-      translation: std of the translation per axis, normalised units.
+      translation: std of the translation per axis, in normalised units (0.1 is 5 % of the side).
     """
 
     rotation_deg: float = 10.0
@@ -271,9 +277,6 @@ def with_overrides(cfg: LandmarkConfig, overrides: dict) -> LandmarkConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-# Renamed data sources (issue 29): in ``_internal.sources`` (no package imports), re-exported
-# here because the presets are keyed by source name.
-from keras_landmarks._internal.sources import DEPRECATED_SOURCES, source_name  # noqa: E402, F401
 
 
 # Presets: the fields that differ from the defaults, one per data source (the trainer's

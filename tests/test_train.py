@@ -399,7 +399,7 @@ def test_with_weight_ema_the_diagnostics_describe_the_average_not_the_raw_weight
     cfg, logdir = CFG.replace(weight_ema=0.5, learning_rate=0.05), str(tmp_path / "run")
     model = training.train(cfg, dataset=_fixed_batches(), steps=4, logdir=logdir, save_every=4,
                            summary_every=4, image_every=4, verbose=0)  # returns the average
-    sample = {k: v for k, v in next(iter(_fixed_batches()(4, 0))).items()}
+    sample = next(iter(_fixed_batches()(4, 0)))  # the fixed batch the summaries diagnose
     raw = training.build_model(cfg)
     raw.load_weights(_latest_weights(os.path.join(logdir, "backup")))
     want, other = (diagnostics.diagnose(m, sample, seed=(4, 1)) for m in (model, raw))
